@@ -1,0 +1,165 @@
+"""Open an activation store as a lazy, Dask-backed xarray view."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from xalign import dims
+from xalign.errors import StoreValidationError
+from xalign.store.layout import LANGUAGES_GROUP, PROVENANCE_ATTR, language_group
+from xalign.store.location import StoreLocation, describe_location
+from xalign.store.query import LabelFilter, select
+from xalign.store.validate import find_violations, open_root, schema_version
+
+__all__ = ["Store", "open_store"]
+
+logger = logging.getLogger(__name__)
+
+
+def open_store(location: StoreLocation, *, validate: bool = True) -> Store:
+    """Open the xalign store at ``location`` without loading its arrays.
+
+    Parameters
+    ----------
+    location
+        A directory path, or a Zarr v3 store object (e.g. ``zarr.storage.MemoryStore``).
+    validate
+        Check the store against its schema first (reads metadata and small coordinates).
+
+    Raises
+    ------
+    StoreNotFoundError
+        If there is no Zarr group at ``location``.
+    StoreVersionError
+        If the store is not an xalign store, or was written by a newer xalign.
+    StoreValidationError
+        If it departs from its schema; the error lists every violation.
+    """
+    root = open_root(location)
+    version = schema_version(root, location)
+    if validate:
+        violations = find_violations(location)
+        if violations:
+            raise StoreValidationError(describe_location(location), violations)
+    return Store(location=location, schema_version=version)
+
+
+@dataclass(frozen=True, eq=False)
+class Store:
+    """An opened store: per-language Datasets and the whole DataTree, all lazy.
+
+    Activations and other data variables are Dask arrays chunked as on disk; coordinates
+    (labels, steps, layers) are small and are read into memory on first use, so selecting
+    words by label never touches the activations.
+
+    Pickles by location (the tree is reopened on the other side), which is what Dask needs
+    to ship a store to its workers. A memory store pickles with its contents.
+    """
+
+    location: StoreLocation
+    schema_version: int
+    _raw: xr.DataTree = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Opened without Dask: coordinates then load without a Dask computation, and data
+        # variables are chunked explicitly to their on-disk chunks by `_lazy`.
+        raw = xr.open_datatree(self.location, engine="zarr", chunks=None, consolidated=None)  # type: ignore[arg-type]
+        object.__setattr__(self, "_raw", raw)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Store, (self.location, self.schema_version))
+
+    def __repr__(self) -> str:
+        return (
+            f"<xalign.Store {describe_location(self.location)}: {len(self.steps)} step(s), "
+            f"{len(self.layers)} layer(s), languages {', '.join(self.languages)}>"
+        )
+
+    @property
+    def tree(self) -> xr.DataTree:
+        """The whole store as a DataTree, data variables as Dask arrays."""
+        return self._raw.map_over_datasets(_lazy)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Language codes, in store order."""
+        if LANGUAGES_GROUP not in self._raw.children:
+            return ()
+        return tuple(self._raw[LANGUAGES_GROUP].children)
+
+    @property
+    def steps(self) -> np.ndarray:
+        """Step numbers of the checkpoints."""
+        return np.asarray(self._raw[dims.STEP])
+
+    @property
+    def layers(self) -> np.ndarray:
+        """Hidden-state indices kept."""
+        return np.asarray(self._raw[dims.LAYER])
+
+    @property
+    def revisions(self) -> dict[int, str]:
+        """Step number -> the revision or path it was loaded from."""
+        return dict(zip(self.steps.tolist(), np.asarray(self._raw[dims.REVISION]).tolist(), strict=True))
+
+    @property
+    def fingerprints(self) -> dict[int, str]:
+        """Step number -> hash of the checkpoint's weights."""
+        return dict(zip(self.steps.tolist(), np.asarray(self._raw[dims.FINGERPRINT]).tolist(), strict=True))
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """How the store was made (model, tokenizer, pooling, dtype, data hashes ...)."""
+        return dict(self._raw.attrs[PROVENANCE_ATTR])
+
+    def attributes(self, language: str) -> tuple[str, ...]:
+        """Attribute label coordinates of ``language``."""
+        return tuple(self._node(language).attrs["attributes"])
+
+    def dataset(self, language: str) -> xr.Dataset:
+        """The lazy Dataset of one language, with the root's per-step coordinates."""
+        ds = _lazy(self._node(language).to_dataset(inherit=True))
+        per_step = self._raw.to_dataset(inherit=False).coords
+        return ds.assign_coords(
+            {name: per_step[name] for name in per_step if per_step[name].dims == (dims.STEP,)}
+        )
+
+    def activations(
+        self,
+        language: str,
+        *,
+        step: int | Collection[int] | None = None,
+        layer: int | Collection[int] | None = None,
+        split: str | Collection[str] | None = None,
+        where: LabelFilter | None = None,
+    ) -> xr.DataArray:
+        """Lazy hidden states of ``language`` at the given steps and layers, for matching words.
+
+        Examples
+        --------
+        >>> store.activations("fr", step=1000, layer=12, split="train", where={"Number": "Plur"})
+        """
+        selected = select(self.dataset(language), step=step, layer=layer, split=split, where=where)
+        return selected[dims.HIDDEN]
+
+    def _node(self, language: str) -> xr.DataTree:
+        if language not in self.languages:
+            raise KeyError(f"no language {language!r} in the store; it has {', '.join(self.languages)}")
+        node = self._raw[language_group(language)]
+        assert isinstance(node, xr.DataTree)
+        return node
+
+
+def _lazy(ds: xr.Dataset) -> xr.Dataset:
+    """Data variables as Dask arrays in their on-disk chunks; coordinates in memory."""
+    chunked = {
+        name: var.chunk(var.encoding.get("preferred_chunks") or dict(var.sizes))
+        for name, var in ds.data_vars.items()
+    }
+    return ds.assign(chunked).assign_coords(ds.coords.to_dataset().load().coords)

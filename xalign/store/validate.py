@@ -1,0 +1,216 @@
+"""Check a store against its schema, reading metadata and a few small coordinates only.
+
+:func:`find_violations` returns every departure it finds, each with the path at fault, so
+that ``xalign validate`` can list them all at once instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import zarr
+import zarr.errors
+
+from xalign import dims
+from xalign.errors import StoreNotFoundError, StoreVersionError, Violation
+from xalign.store.layout import SCHEMA_ATTR
+from xalign.store.location import StoreLocation, describe_location
+from xalign.store.schema import ArraySpec, AttrSpec, GroupSpec, StoreSchema, load_schema
+
+__all__ = ["dtype_name", "find_violations", "open_root", "schema_version"]
+
+_ATTR_CHECKS: dict[str, type | tuple[type, ...]] = {
+    "str": str,
+    "int": int,
+    "float": (int, float),
+    "bool": bool,
+    "list": list,
+    "object": dict,
+}
+
+
+def open_root(location: StoreLocation) -> zarr.Group:
+    """Open the root group of ``location`` read-only.
+
+    Raises
+    ------
+    StoreNotFoundError
+        If there is no Zarr group there.
+    """
+    try:
+        # Not the consolidated snapshot: validation must see the metadata as it is now.
+        root = zarr.open_group(location, mode="r", use_consolidated=False)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError) as exc:
+        raise StoreNotFoundError(f"no xalign store at {describe_location(location)}") from exc
+    return root
+
+
+def schema_version(root: zarr.Group, location: StoreLocation) -> int:
+    """The schema version a store says it follows.
+
+    Raises
+    ------
+    StoreVersionError
+        If the store names no xalign schema, or one this xalign does not know.
+    """
+    where = describe_location(location)
+    if root.metadata.zarr_format != 3:
+        raise StoreVersionError(
+            f"{where} is a Zarr v{root.metadata.zarr_format} store; xalign stores are Zarr v3"
+        )
+    marker = root.attrs.get(SCHEMA_ATTR)
+    version = marker.get("version") if isinstance(marker, Mapping) else None
+    if not isinstance(version, int):
+        raise StoreVersionError(f"{where} is a Zarr group but not an xalign store (no '{SCHEMA_ATTR}' attr)")
+    load_schema(version)  # raises StoreVersionError, naming the versions known, if unknown
+    return version
+
+
+def dtype_name(dtype: Any) -> str:
+    """The schema's name for a Zarr array's dtype (``str`` for every string type)."""
+    np_dtype = np.dtype(dtype)
+    return "str" if np_dtype.kind in "USOT" else np_dtype.name
+
+
+def find_violations(location: StoreLocation, *, schema: StoreSchema | None = None) -> list[Violation]:
+    """Every way in which the store at ``location`` departs from its schema.
+
+    Raises
+    ------
+    StoreNotFoundError, StoreVersionError
+        If there is no store, or it follows no schema this xalign knows.
+    """
+    root = open_root(location)
+    schema = schema or load_schema(schema_version(root, location))
+    nodes = dict(root.members(max_depth=None))
+    nodes[""] = root
+    groups = {path: node for path, node in nodes.items() if isinstance(node, zarr.Group)}
+    found: list[Violation] = []
+    for spec in schema.groups:
+        paths = [path for path in groups if spec.matches(path)]
+        if spec.required and not paths:
+            found.append(Violation(spec.path, "required group is missing"))
+        for path in sorted(paths):
+            found.extend(_group_violations(spec, path, groups[path]))
+    found.extend(_cross_group_violations(groups))
+    return found
+
+
+def _join(group: str, name: str) -> str:
+    return f"{group}/{name}" if group else name
+
+
+def _group_violations(spec: GroupSpec, path: str, group: zarr.Group) -> Iterator[Violation]:
+    attrs = group.attrs.asdict()
+    for attr in spec.attrs:
+        yield from _attr_violations(attr, path, attrs)
+    arrays = {name: node for name, node in group.members() if isinstance(node, zarr.Array)}
+    # xarray lists non-index coordinates in the 'coordinates' attr of the data arrays, or of
+    # the group when it has no data arrays (CF convention).
+    listed = [str(attrs.get("coordinates", ""))]
+    listed += [str(node.attrs.get("coordinates", "")) for node in arrays.values()]
+    coordinate_names = {name for names in listed for name in names.split()}
+    sizes: dict[str, tuple[int, str]] = {}
+    for array_spec in spec.arrays:
+        for name in _array_names(array_spec, attrs):
+            where = _join(path, name)
+            if name not in arrays:
+                if array_spec.required:
+                    yield Violation(where, "required array is missing")
+                continue
+            yield from _array_violations(array_spec, where, name, arrays[name], coordinate_names, sizes)
+
+
+def _attr_violations(attr: AttrSpec, path: str, attrs: Mapping[str, Any]) -> Iterator[Violation]:
+    where = _join(path, f"@{attr.name}")
+    if attr.name not in attrs:
+        if attr.required:
+            yield Violation(where, "required attr is missing")
+        return
+    value = attrs[attr.name]
+    expected = _ATTR_CHECKS[attr.type]
+    if not isinstance(value, expected) or (attr.type in ("int", "float") and isinstance(value, bool)):
+        yield Violation(where, f"should be of type {attr.type}, is {type(value).__name__}")
+        return
+    if isinstance(value, dict):
+        missing = [key for key in attr.keys if key not in value]
+        if missing:
+            yield Violation(where, f"lacks key(s) {', '.join(missing)}")
+
+
+def _array_names(spec: ArraySpec, attrs: Mapping[str, Any]) -> list[str]:
+    if spec.names_from is None:
+        return [spec.name]
+    names = attrs.get(spec.names_from, [])
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
+def _array_violations(
+    spec: ArraySpec,
+    where: str,
+    name: str,
+    array: zarr.Array[Any],
+    coordinate_names: set[str],
+    sizes: dict[str, tuple[int, str]],
+) -> Iterator[Violation]:
+    dimension_names = tuple(getattr(array.metadata, "dimension_names", None) or ())
+    if dimension_names != spec.dims:
+        yield Violation(where, f"dimension_names should be {list(spec.dims)}, are {list(dimension_names)}")
+        return
+    actual = dtype_name(array.dtype)
+    if actual not in spec.dtypes:
+        yield Violation(where, f"dtype should be one of {', '.join(spec.dtypes)}, is {actual}")
+    if spec.role == "coordinate" and name not in spec.dims and name not in coordinate_names:
+        yield Violation(where, "should be a coordinate but no data array lists it in its 'coordinates' attr")
+    for dim, size in zip(spec.dims, array.shape, strict=True):
+        if dim in sizes and sizes[dim][0] != size:
+            first_size, first = sizes[dim]
+            yield Violation(where, f"dimension {dim!r} has size {size} here but {first_size} in {first}")
+        sizes.setdefault(dim, (size, where))
+
+
+def _cross_group_violations(groups: Mapping[str, zarr.Group]) -> Iterator[Violation]:
+    """Checks that span groups: language groups repeat the root's steps and layers."""
+    root = groups[""]
+    for path, group in sorted(groups.items()):
+        if not path.startswith("languages/") or path.count("/") != 1:
+            continue
+        language = path.split("/", 1)[1]
+        if group.attrs.get("language", language) != language:
+            yield Violation(
+                _join(path, "@language"), f"is {group.attrs['language']!r} but the group is {language!r}"
+            )
+        for coord in (dims.STEP, dims.LAYER):
+            if coord in root and coord in group:
+                mine, theirs = group[coord], root[coord]
+                if not (isinstance(mine, zarr.Array) and isinstance(theirs, zarr.Array)):
+                    continue
+                if mine.shape != theirs.shape or not np.array_equal(np.asarray(mine[...]), np.asarray(theirs[...])):
+                    yield Violation(_join(path, coord), f"differs from the root's {coord} coordinate")
+        yield from _chunk_violations(path, group)
+
+
+def _chunk_violations(path: str, group: zarr.Group) -> Iterator[Violation]:
+    chunk_words = group.attrs.get("chunk_words")
+    hidden, done = group.get(dims.HIDDEN), group.get(dims.DONE)
+    if not isinstance(chunk_words, int) or not isinstance(hidden, zarr.Array) or hidden.ndim != 4:
+        return
+    if chunk_words < 1:
+        yield Violation(_join(path, "@chunk_words"), f"must be positive, is {chunk_words}")
+        return
+    if hidden.chunks[2] != chunk_words:
+        yield Violation(
+            _join(path, dims.HIDDEN),
+            f"chunks along word are {hidden.chunks[2]} but @chunk_words is {chunk_words}",
+        )
+    if isinstance(done, zarr.Array) and done.ndim == 2:
+        expected = max(1, math.ceil(hidden.shape[2] / chunk_words))
+        if done.shape[1] != expected:
+            yield Violation(
+                _join(path, dims.DONE),
+                f"has {done.shape[1]} word chunks but {hidden.shape[2]} words "
+                f"in chunks of {chunk_words} need {expected}",
+            )
