@@ -1,0 +1,103 @@
+"""A language's corpus: its treebanks' sentences with every word's labels and split.
+
+This is what the reader, the labels and the splits make together, and what the extractor
+and ``xalign treebank-stats`` consume. Files are grouped by the language of their UD file
+name; the lemma split pools every file of a language, so that no lemma falls in two
+splits of one language even when it has several treebanks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from xalign.treebank.labels import DEFAULT_ATTRIBUTES, LabelScheme, UniMorphTable, word_labels
+from xalign.treebank.reader import Sentence, language_of, read_conllu, treebank_name
+from xalign.treebank.splits import AttributeCounts, SplitMode, assign_splits, count_values
+
+__all__ = ["Corpus", "CorpusOptions", "load_corpora"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CorpusOptions:
+    """How words are labelled and split; part of an extraction's configuration."""
+
+    label_scheme: LabelScheme = "ud"
+    features: tuple[str, ...] | None = None
+    """Keep only these attributes; None keeps every feature the treebanks have."""
+    split_mode: SplitMode = "lemma"
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+    unimorph_table: str | None = None
+    """Path of a UD-UniMorph table; None uses the one of the ud-compatibility package."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Corpus:
+    """The sentences of one language, and the labels and split of each of its words."""
+
+    language: str
+    files: tuple[str, ...]
+    sentences: tuple[Sentence, ...]
+    labels: tuple[Mapping[str, str], ...]
+    """Attribute -> value of every word, in corpus order."""
+    splits: tuple[str, ...]
+    """Split of every word, in corpus order."""
+
+    @property
+    def treebanks(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(treebank_name(f) for f in self.files))
+
+    @property
+    def n_words(self) -> int:
+        return len(self.splits)
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        """Attributes carried by at least one word: the common ones first, then the rest sorted."""
+        present = {name for labels in self.labels for name in labels}
+        common = [name for name in DEFAULT_ATTRIBUTES if name in present]
+        return (*common, *sorted(present - set(common)))
+
+    def counts(self) -> AttributeCounts:
+        """Words per attribute value per split."""
+        return count_values(zip(self.labels, self.splits, strict=True))
+
+
+def load_corpora(
+    paths: Iterable[str | os.PathLike[str]], *, options: CorpusOptions | None = None
+) -> dict[str, Corpus]:
+    """Read CoNLL-U files into one :class:`Corpus` per language, in the order first seen.
+
+    Raises
+    ------
+    TreebankError
+        For a malformed file or a file name that names no language, with file and line.
+    """
+    options = options or CorpusOptions()
+    table = UniMorphTable.load(options.unimorph_table) if options.label_scheme == "unimorph" else None
+    by_language: dict[str, list[str]] = {}
+    for path in paths:
+        by_language.setdefault(language_of(path), []).append(str(Path(path)))
+    return {language: _corpus(language, files, options, table) for language, files in by_language.items()}
+
+
+def _corpus(
+    language: str, files: Sequence[str], options: CorpusOptions, table: UniMorphTable | None
+) -> Corpus:
+    sentences = tuple(sentence for path in files for sentence in read_conllu(path))
+    splits = assign_splits(sentences, mode=options.split_mode, fractions=options.fractions, seed=options.seed)
+    labels = tuple(
+        word_labels(word, scheme=options.label_scheme, unimorph=table, features=options.features)
+        for sentence in sentences
+        for word in sentence.words
+    )
+    return Corpus(
+        language=language,
+        files=tuple(files),
+        sentences=sentences,
+        labels=labels,
+        splits=tuple(split for sentence_splits in splits for split in sentence_splits),
+    )
