@@ -188,7 +188,9 @@ def _cross_group_violations(groups: Mapping[str, zarr.Group]) -> Iterator[Violat
                 mine, theirs = group[coord], root[coord]
                 if not (isinstance(mine, zarr.Array) and isinstance(theirs, zarr.Array)):
                     continue
-                if mine.shape != theirs.shape or not np.array_equal(np.asarray(mine[...]), np.asarray(theirs[...])):
+                if mine.shape != theirs.shape or not np.array_equal(
+                    np.asarray(mine[...]), np.asarray(theirs[...])
+                ):
                     yield Violation(_join(path, coord), f"differs from the root's {coord} coordinate")
         yield from _chunk_violations(path, group)
 

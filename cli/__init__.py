@@ -1,0 +1,1 @@
+"""The ``xalign`` command line (installed as :mod:`xalign.cli`): thin wrappers over the library."""

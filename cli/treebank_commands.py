@@ -1,0 +1,116 @@
+"""``xalign treebank-stats``: what a user checks before a long extraction."""
+
+from __future__ import annotations
+
+import click
+
+from xalign.cli.render import render_table
+
+__all__ = ["treebank_stats"]
+
+
+@click.command("treebank-stats")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--labels",
+    "label_scheme",
+    type=click.Choice(["ud", "unimorph"]),
+    default="ud",
+    show_default=True,
+    help="UD features, or UniMorph tags via the ud-compatibility table.",
+)
+@click.option(
+    "--unimorph-table",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A UD-UniMorph.tsv to use instead of the ud-compatibility package's.",
+)
+@click.option(
+    "--split",
+    "split_mode",
+    type=click.Choice(["lemma", "own"]),
+    default="lemma",
+    show_default=True,
+    help="lemma: the reference's seeded lemma-disjoint 80/10/10 re-split; own: the files' own splits.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the lemma split.")
+@click.option(
+    "--min-count",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Words a value needs in each of train, dev and test.",
+)
+@click.option(
+    "--min-values",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Values an attribute needs after the filter.",
+)
+@click.option("--attribute", "attributes", multiple=True, help="Only this attribute (repeatable).")
+@click.option("--all", "show_all", is_flag=True, help="Also list the values and attributes dropped.")
+def treebank_stats(
+    files: tuple[str, ...],
+    label_scheme: str,
+    unimorph_table: str | None,
+    split_mode: str,
+    seed: int,
+    min_count: int,
+    min_values: int,
+    attributes: tuple[str, ...],
+    show_all: bool,
+) -> None:
+    """Words per attribute value per split, after the reference's filters.
+
+    FILES are CoNLL-U files named as in UD (`fr_gsd-ud-train.conllu`); the language comes
+    from the name and the files of one language are pooled. Without FILES, the embedded
+    parallel sample (PUD, 500 sentences in each of 8 languages) is used.
+
+    A value is kept if it has at least --min-count words in each split; an attribute if
+    at least --min-values of its values are kept. Kept attributes are what probing uses.
+
+    \b
+    Examples:
+      xalign treebank-stats
+      xalign treebank-stats UD_French-GSD/*.conllu --split own --all
+      xalign treebank-stats --labels unimorph --attribute Number --attribute Case
+    """
+    from xalign.data import pud_files
+    from xalign.treebank.corpus import CorpusOptions, load_corpora
+    from xalign.treebank.splits import filter_attributes
+
+    options = CorpusOptions(
+        label_scheme=label_scheme,  # type: ignore[arg-type]
+        features=attributes or None,
+        split_mode=split_mode,  # type: ignore[arg-type]
+        seed=seed,
+        unimorph_table=unimorph_table,
+    )
+    corpora = load_corpora(files or pud_files(), options=options)
+    for corpus in corpora.values():
+        counts = corpus.counts()
+        kept = filter_attributes(counts, min_count=min_count, min_values=min_values)
+        per_split = {split: corpus.splits.count(split) for split in ("train", "dev", "test")}
+        click.echo(
+            f"{corpus.language}  {', '.join(corpus.treebanks)}: {len(corpus.sentences)} sentences, "
+            f"{corpus.n_words} words (train {per_split['train']}, dev {per_split['dev']}, "
+            f"test {per_split['test']})"
+        )
+        rows = []
+        for attribute in corpus.attributes:
+            if attribute not in kept and not show_all:
+                continue
+            for value, by_split in sorted(counts.counts.get(attribute, {}).items()):
+                status = "kept" if value in kept.get(attribute, ()) else "dropped"
+                if status == "kept" or show_all:
+                    rows.append(
+                        (attribute, value, by_split["train"], by_split["dev"], by_split["test"], status)
+                    )
+        if rows:
+            click.echo(render_table(("attribute", "value", "train", "dev", "test", ""), rows))
+        summary = "; ".join(f"{a} ({', '.join(v)})" for a, v in kept.items()) or "none"
+        click.echo(f"  kept: {summary}")
+        dropped = [a for a in corpus.attributes if a not in kept]
+        if dropped and not show_all:
+            click.echo(f"  dropped (--all to see why): {', '.join(dropped)}")
+        click.echo()

@@ -1,0 +1,113 @@
+"""The command line: every command has help; user mistakes give one clear line, not a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from click.testing import CliRunner, Result
+
+from xalign import __version__
+from xalign.cli.main import cli
+from xalign.store.write import consolidate
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_every_command_has_help_with_an_example(command: str) -> None:
+    result = run(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output
+
+
+def test_info_shows_the_store(synthetic_dir: Path) -> None:
+    result = run("info", str(synthetic_dir))
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "schema    v1" in out
+    assert "complete" in out
+    assert "step 3, layer 3, neuron 32, word 1800" in out
+    for line in ("synthetic_step1000", "en_synthetic", "Number", "xalign/synthetic"):
+        assert line in out
+    assert "DUPLICATE" not in out
+
+
+def test_info_flags_duplicate_checkpoints(synthetic_dir: Path) -> None:
+    root = zarr.open_group(str(synthetic_dir), mode="r+", use_consolidated=False)
+    root["fingerprint"][...] = np.array(["aaa", "bbb", "aaa"], dtype=object)
+    consolidate(str(synthetic_dir))
+    out = run("info", str(synthetic_dir)).output
+    assert "DUPLICATE weights of step 2000" in out
+    assert "DUPLICATE weights of step 0" in out
+
+
+def test_info_as_json(synthetic_dir: Path) -> None:
+    result = run("info", str(synthetic_dir), "--json")
+    summary = json.loads(result.output)
+    assert [lang["language"] for lang in summary["languages"]] == ["en", "es", "fr"]
+    assert summary["languages"][0]["words"] == 600
+    assert sum(summary["languages"][0]["words_per_split"].values()) == 600
+
+
+def test_info_on_something_else_is_one_clear_line(tmp_path: Path) -> None:
+    result = run("info", str(tmp_path / "nothing.zarr"))
+    assert result.exit_code == 1
+    assert "no xalign store at" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_validate(synthetic_dir: Path) -> None:
+    result = run("validate", str(synthetic_dir))
+    assert result.exit_code == 0
+    assert "valid" in result.output
+    group = zarr.open_group(str(synthetic_dir), mode="r+", use_consolidated=False)
+    del group["languages/fr/lemma"]
+    group["languages/en"].attrs["chunk_words"] = "many"
+    result = run("validate", str(synthetic_dir))
+    assert result.exit_code == 1
+    assert "languages/fr/lemma: required array is missing" in result.output
+    assert "languages/en/@chunk_words: should be of type int" in result.output
+    assert "2 schema violation(s)" in result.output
+
+
+def test_treebank_stats_on_the_embedded_sample() -> None:
+    result = run("treebank-stats")
+    assert result.exit_code == 0, result.output
+    for language in ("en", "fr", "es", "pt", "zh", "id", "ar", "hi"):
+        assert f"{language}  {language}_pud: 500 sentences" in result.output
+    assert "kept: Gender (Fem, Masc); Number (Plur, Sing)" in result.output
+
+
+def test_treebank_stats_options(tmp_path: Path) -> None:
+    from xalign.data import pud_files
+
+    (fr,) = pud_files(["fr"])
+    result = run("treebank-stats", str(fr), "--labels", "unimorph", "--attribute", "Number", "--all")
+    assert result.exit_code == 0, result.output
+    assert "Number     PL" in result.output
+    assert "Gender" not in result.output
+    strict = run("treebank-stats", str(fr), "--min-count", "100000")
+    assert "kept: none" in strict.output
+
+
+def test_treebank_stats_names_the_bad_line(tmp_path: Path) -> None:
+    bad = tmp_path / "xx_bad-ud-test.conllu"
+    bad.write_text(
+        "# sent_id = 1\n# text = a b\n1\ta\ta\tNOUN\t_\t_\t0\troot\t_\t_\n2\tb\tb\n\n", encoding="utf-8"
+    )
+    result = run("treebank-stats", str(bad))
+    assert result.exit_code == 1
+    assert f"{bad}:4" in result.output
+    assert "Traceback" not in result.output
