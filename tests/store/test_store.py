@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 import zarr
 
+import xalign
 from tests.conftest import SPEC
 from xalign import dims, open_store
 from xalign.errors import StoreValidationError
@@ -99,3 +100,15 @@ def test_plain_xarray_reads_the_store_without_xalign(synthetic_dir: Path) -> Non
     assert {"form", "lemma", "upos", "split", "Number"} <= set(ds.coords)
     for name, array in zarr.open_group(str(synthetic_dir), mode="r").arrays():
         assert array.metadata.dimension_names is not None, name
+
+
+def test_a_store_travels_to_worker_processes(synthetic_dir: Path) -> None:
+    import dask
+
+    store = open_store(str(synthetic_dir))
+
+    def plural_mean(s: xalign.Store) -> float:
+        return float(s.activations("en", step=0, layer=0, where={"Number": "Plur"}).astype("float32").mean())
+
+    remote = dask.delayed(plural_mean)(store).compute(scheduler="processes", num_workers=1)
+    assert remote == pytest.approx(plural_mean(store))
