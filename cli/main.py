@@ -7,7 +7,9 @@ from typing import Any
 import click
 
 from xalign import __version__
+from xalign.cli.extract_commands import extract
 from xalign.cli.store_commands import info, validate
+from xalign.cli.toy_commands import toy_checkpoints
 from xalign.cli.treebank_commands import treebank_stats
 from xalign.errors import XalignError
 
@@ -35,6 +37,8 @@ def cli() -> None:
     """
 
 
+cli.add_command(toy_checkpoints)
+cli.add_command(extract)
 cli.add_command(info)
 cli.add_command(validate)
 cli.add_command(treebank_stats)

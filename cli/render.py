@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from xalign.store.info import StoreSummary
@@ -39,6 +40,11 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _mean_loss(losses: dict[str, float]) -> str:
+    measured = [v for v in losses.values() if math.isfinite(v)]
+    return f"{sum(measured) / len(measured):.3f}" if measured else "-"
+
+
 def render_summary(location: str, summary: StoreSummary) -> str:
     """The text of ``xalign info``."""
     state = "complete" if summary.complete else "INCOMPLETE (rerun the extraction to resume)"
@@ -58,11 +64,12 @@ def render_summary(location: str, summary: StoreSummary) -> str:
             s.step,
             s.revision,
             s.fingerprint[:12],
+            _mean_loss(s.heldout_loss),
             f"DUPLICATE weights of step {', '.join(map(str, s.duplicate_of))}" if s.duplicate_of else "",
         )
         for s in summary.steps
     ]
-    out.append(render_table(("step", "revision", "fingerprint", ""), step_rows))
+    out.append(render_table(("step", "revision", "fingerprint", "loss", ""), step_rows))
     out += ["", "languages"]
     language_rows = [
         (

@@ -20,6 +20,8 @@ SUBWORD: Final = "subword"
 """One subword position of one language (kept on request)."""
 WORD_CHUNK: Final = "word_chunk"
 """One chunk along ``word``: the unit of extraction bookkeeping."""
+SENTENCE_CHUNK: Final = "sentence_chunk"
+SUBWORD_CHUNK: Final = "subword_chunk"
 LANGUAGE: Final = "language"
 ATTRIBUTE: Final = "attribute"
 RANK: Final = "rank"
@@ -27,6 +29,7 @@ RANK: Final = "rank"
 
 # Per-step coordinates.
 REVISION: Final = "revision"
+COMMIT: Final = "commit"
 FINGERPRINT: Final = "fingerprint"
 HELDOUT_LOSS: Final = "heldout_loss"
 
@@ -38,13 +41,26 @@ SENTENCE_INDEX: Final = "sentence_index"
 FORM: Final = "form"
 LEMMA: Final = "lemma"
 UPOS: Final = "upos"
+SUBWORDS: Final = "subwords"
+"""Number of subword positions pooled into a word (0 = cut by truncation)."""
 
 # Per-sentence coordinates.
+SENTENCE_ID: Final = "sentence_id"
 TEXT: Final = "text"
+SENTENCE_TOKENS: Final = "sentence_tokens"
+
+# Per-subword coordinates.
+SUBWORD_WORD: Final = "subword_word"
 
 # Data variables.
 HIDDEN: Final = "hidden"
 DONE: Final = "done"
+SENTENCE_MEAN: Final = "sentence_mean"
+SENTENCE_LAST: Final = "sentence_last"
+SENTENCE_LOSS: Final = "sentence_loss"
+SENTENCE_DONE: Final = "sentence_done"
+SUBWORD_HIDDEN: Final = "subword_hidden"
+SUBWORD_DONE: Final = "subword_done"
 
 SPLITS: Final = ("train", "dev", "test")
 """Split names, in their canonical order."""

@@ -7,8 +7,7 @@ neuron is noise, so an analysis can be checked against a known answer.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,7 @@ import xarray as xr
 
 from xalign import dims
 from xalign.errors import StoreValidationError
-from xalign.store.layout import language_dataset, root_dataset
+from xalign.store.layout import LanguageMeta, language_dataset, n_chunks, root_dataset
 from xalign.store.location import StoreLocation, describe_location
 from xalign.store.validate import find_violations
 from xalign.store.write import write_store
@@ -26,6 +25,7 @@ from xalign.store.write import write_store
 __all__ = [
     "PlantedSignal",
     "SyntheticSpec",
+    "assert_stores_equal",
     "assert_valid_store",
     "raise_if_dask_computes",
     "write_synthetic_store",
@@ -81,7 +81,6 @@ def write_synthetic_store(location: StoreLocation, spec: SyntheticSpec, *, overw
     root = root_dataset(
         steps=spec.steps,
         revisions=[f"synthetic_step{s}" for s in spec.steps],
-        commits=["" for _ in spec.steps],
         fingerprints=[f"synthetic-{spec.seed}-{s}" for s in spec.steps],
         layers=spec.layers,
         provenance={
@@ -100,38 +99,58 @@ def write_synthetic_store(location: StoreLocation, spec: SyntheticSpec, *, overw
 
 def _language(spec: SyntheticSpec, language: str, rng: np.random.Generator) -> xr.Dataset:
     n = spec.words
-    labels: dict[str, Sequence[object] | np.ndarray] = _word_labels(spec, language, rng)
-    hidden = rng.standard_normal((len(spec.steps), len(spec.layers), n, spec.neurons)).astype(np.float32)
+    words = _word_labels(spec, language, rng)
+    shape = (len(spec.steps), len(spec.layers))
+    hidden = rng.standard_normal((*shape, n, spec.neurons)).astype(np.float32)
     for signal in spec.signals:
         if language in signal.languages:
-            _plant(hidden, signal, spec, np.asarray(labels[signal.attribute], dtype=object))
-    n_chunks = max(1, math.ceil(n / spec.chunk_words))
-    return language_dataset(
+            _plant(hidden, signal, spec, np.asarray(words[signal.attribute], dtype=object))
+    n_sentences = int(words[dims.SENTENCE_INDEX][-1]) + 1 if n else 0
+    sentence_mean = np.stack(
+        [hidden[:, :, words[dims.SENTENCE_INDEX] == s].mean(axis=2) for s in range(n_sentences)], axis=2
+    )
+    sentence_last = hidden[:, :, np.flatnonzero(np.diff(words[dims.SENTENCE_INDEX], append=n_sentences))]
+    meta = LanguageMeta(
         language=language,
-        labels=labels,
-        attributes=tuple(spec.attributes),
         treebanks=(f"{language}_synthetic",),
-        steps=spec.steps,
-        layers=spec.layers,
-        hidden=hidden.astype(spec.dtype),
-        done=np.ones((len(spec.steps), n_chunks), dtype=bool),
-        heldout_loss=np.linspace(9.0, 4.0, len(spec.steps)),
-        chunk_words=spec.chunk_words,
+        attributes=tuple(spec.attributes),
         label_scheme="ud",
         split_mode="lemma",
+        chunk_words=spec.chunk_words,
+        chunk_sentences=spec.chunk_words,
+    )
+    return language_dataset(
+        meta=meta,
+        steps=spec.steps,
+        layers=spec.layers,
+        words=words,
+        sentences={
+            dims.SENTENCE_ID: [f"s{i}" for i in range(n_sentences)],
+            dims.TEXT: [f"synthetic sentence {i}" for i in range(n_sentences)],
+            dims.SENTENCE_TOKENS: np.bincount(words[dims.SENTENCE_INDEX], minlength=n_sentences),
+        },
+        data={
+            dims.HIDDEN: hidden.astype(spec.dtype),
+            dims.DONE: np.ones((*shape[:1], n_chunks(n, spec.chunk_words)), dtype=bool),
+            dims.SENTENCE_MEAN: sentence_mean.astype(spec.dtype),
+            dims.SENTENCE_LAST: sentence_last.astype(spec.dtype),
+            dims.SENTENCE_LOSS: rng.uniform(3.0, 6.0, (len(spec.steps), n_sentences)).astype(np.float32),
+            dims.SENTENCE_DONE: np.ones(
+                (len(spec.steps), n_chunks(n_sentences, spec.chunk_words)), dtype=bool
+            ),
+        },
+        heldout_loss=np.linspace(9.0, 4.0, len(spec.steps)),
     )
 
 
-def _word_labels(
-    spec: SyntheticSpec, language: str, rng: np.random.Generator
-) -> dict[str, Sequence[object] | np.ndarray]:
+def _word_labels(spec: SyntheticSpec, language: str, rng: np.random.Generator) -> dict[str, Any]:
     n = spec.words
     n_lemmas = max(3, n // 3)
     lemma_ids = rng.integers(0, n_lemmas, size=n)
     # Lemma-disjoint splits, as the reference re-splits treebanks.
     lemma_split = rng.choice(np.asarray(dims.SPLITS, dtype=object), size=n_lemmas, p=[0.8, 0.1, 0.1])
     sentence_index = np.arange(n) // spec.words_per_sentence
-    labels: dict[str, Sequence[object] | np.ndarray] = {
+    labels: dict[str, Any] = {
         dims.LANGUAGE: [language] * n,
         dims.TREEBANK: [f"{language}_synthetic"] * n,
         dims.SPLIT: lemma_split[lemma_ids],
@@ -140,6 +159,7 @@ def _word_labels(
         dims.FORM: [f"{language}{i}" for i in lemma_ids],
         dims.LEMMA: [f"{language}{i}" for i in lemma_ids],
         dims.UPOS: rng.choice(np.asarray(_UPOS, dtype=object), size=n),
+        dims.SUBWORDS: np.ones(n, dtype=np.int64),
     }
     for attribute, values in spec.attributes.items():
         drawn = rng.choice(np.asarray(values, dtype=object), size=n)
@@ -166,6 +186,26 @@ def assert_valid_store(location: StoreLocation) -> None:
     violations = find_violations(location)
     if violations:
         raise StoreValidationError(describe_location(location), violations)
+
+
+def assert_stores_equal(a: StoreLocation, b: StoreLocation, *, ignore_attrs: tuple[str, ...] = ()) -> None:
+    """Assert two stores hold the same arrays with the same values (NaN equal to NaN) and attrs."""
+    import zarr
+
+    left = dict(zarr.open_group(a, mode="r", use_consolidated=False).members(max_depth=None))
+    right = dict(zarr.open_group(b, mode="r", use_consolidated=False).members(max_depth=None))
+    assert sorted(left) == sorted(right), f"nodes differ: {sorted(set(left) ^ set(right))}"
+    for path, node in left.items():
+        other = right[path]
+        mine_attrs = {k: v for k, v in node.attrs.asdict().items() if k not in ignore_attrs}
+        their_attrs = {k: v for k, v in other.attrs.asdict().items() if k not in ignore_attrs}
+        assert mine_attrs == their_attrs, f"{path}: attrs differ"
+        if isinstance(node, zarr.Array):
+            assert isinstance(other, zarr.Array)
+            x, y = np.asarray(node[...]), np.asarray(other[...])
+            assert x.shape == y.shape, f"{path}: shapes {x.shape} != {y.shape}"
+            equal_nan = x.dtype.kind == "f"
+            assert np.array_equal(x, y, equal_nan=equal_nan), f"{path}: values differ"
 
 
 @contextmanager

@@ -105,7 +105,7 @@ TAMPERS: dict[str, tuple[Callable[[zarr.Group], None], str, str]] = {
     "done has wrong shape": (
         lambda g: _replace(g["languages/en"], "done", np.ones((3, 5), dtype=bool), ("step", "word_chunk")),
         "languages/en/done",
-        "has 5 word chunks but 600 words in chunks of 256 need 3",
+        "has 5 flags but 600 items along word in chunks of 256 need 3",
     ),
 }
 

@@ -24,6 +24,8 @@ class StepSummary:
     fingerprint: str
     duplicate_of: tuple[int, ...]
     """Other steps whose weights have the same fingerprint."""
+    heldout_loss: dict[str, float]
+    """Language -> next-token loss of the checkpoint on that language's text (NaN: not measured)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -84,6 +86,12 @@ def summarize(store: Store) -> StoreSummary:
 
 def _steps(store: Store) -> tuple[StepSummary, ...]:
     revisions, fingerprints = store.revisions, store.fingerprints
+    losses = {
+        language: dict(
+            zip(store.steps.tolist(), store.dataset(language)[dims.HELDOUT_LOSS].values.tolist(), strict=True)
+        )
+        for language in store.languages
+    }
     return tuple(
         StepSummary(
             step=step,
@@ -94,6 +102,7 @@ def _steps(store: Store) -> tuple[StepSummary, ...]:
                 for other, theirs in fingerprints.items()
                 if other != step and fingerprint and theirs == fingerprint
             ),
+            heldout_loss={language: float(losses[language][step]) for language in store.languages},
         )
         for step, fingerprint in fingerprints.items()
     )

@@ -1,15 +1,20 @@
 """Build the xarray objects of a store's groups, and their Zarr encodings.
 
-Every writer (the extractor, :mod:`xalign.testing`) builds groups here, so the names,
-dims and attrs of the schema are spelled in one place. Encodings (chunks, codecs) are kept
-apart from meaning (attrs), as xarray does.
+Every writer (the extractor, :mod:`xalign.testing`) builds groups here, so the names and
+attrs of the schema are spelled in one place, and every array takes its dimension names
+from the schema document itself. Encodings (chunks, codecs) are kept apart from meaning
+(attrs), as xarray does.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 from zarr.codecs import BloscCodec, Crc32cCodec
@@ -18,11 +23,17 @@ from xalign import dims
 from xalign.store.schema import latest_version, load_schema
 
 __all__ = [
+    "ACTIVATIONS",
     "LANGUAGES_GROUP",
+    "PER_STEP",
     "PROVENANCE_ATTR",
+    "RESULTS_GROUP",
     "SCHEMA_ATTR",
     "WORD_LABELS",
-    "hidden_encoding",
+    "LanguageMeta",
+    "array_dims",
+    "empty_language_data",
+    "encodings",
     "language_dataset",
     "language_group",
     "root_dataset",
@@ -43,15 +54,33 @@ WORD_LABELS = (
     dims.FORM,
     dims.LEMMA,
     dims.UPOS,
+    dims.SUBWORDS,
 )
-"""The fixed per-word label coordinates; attribute labels come after them."""
+"""The fixed per-word coordinates; attribute labels come after them."""
+SENTENCE_LABELS = (dims.SENTENCE_ID, dims.TEXT, dims.SENTENCE_TOKENS)
 
-DEFAULT_CHUNK_WORDS = 2048
+ACTIVATIONS = {
+    dims.HIDDEN: (dims.WORD, dims.DONE),
+    dims.SENTENCE_MEAN: (dims.SENTENCE, dims.SENTENCE_DONE),
+    dims.SENTENCE_LAST: (dims.SENTENCE, dims.SENTENCE_DONE),
+    dims.SUBWORD_HIDDEN: (dims.SUBWORD, dims.SUBWORD_DONE),
+}
+"""Activation array -> (the dim it runs along, the array of its done flags)."""
+DONE_FLAGS = {dims.DONE: dims.WORD, dims.SENTENCE_DONE: dims.SENTENCE, dims.SUBWORD_DONE: dims.SUBWORD}
+"""Done-flag array -> the dim whose chunks it tracks."""
+PER_STEP = (dims.REVISION, dims.COMMIT, dims.FINGERPRINT, dims.HELDOUT_LOSS)
+"""Per-step coordinates written by the job of each step: one chunk per step."""
+_INTEGER_LABELS = {dims.SENTENCE_INDEX, dims.SUBWORDS, dims.SENTENCE_TOKENS, dims.SUBWORD_WORD}
 
 
 def language_group(language: str) -> str:
     """Path of the group that holds ``language``."""
     return f"{LANGUAGES_GROUP}/{language}"
+
+
+def array_dims(name: str, *, group: str = "languages/{language}") -> tuple[str, ...]:
+    """Dimension names of array ``name``, as the schema declares them."""
+    return load_schema().group(group).array(name).dims
 
 
 def schema_attr(version: int | None = None) -> dict[str, Any]:
@@ -60,27 +89,82 @@ def schema_attr(version: int | None = None) -> dict[str, Any]:
     return {"name": schema.name, "version": latest_version() if version is None else version}
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LanguageMeta:
+    """The attrs of a language group."""
+
+    language: str
+    treebanks: tuple[str, ...]
+    attributes: tuple[str, ...]
+    label_scheme: str
+    split_mode: str
+    chunk_words: int
+    chunk_sentences: int
+    chunk_subwords: int | None = None
+    """None where subwords are not kept."""
+    truncated_sentences: int = 0
+    truncated_words: int = 0
+
+    def chunk_size(self, dim: str) -> int:
+        size = {dims.WORD: self.chunk_words, dims.SENTENCE: self.chunk_sentences}.get(dim)
+        if size is None:
+            if self.chunk_subwords is None:
+                raise KeyError(f"{self.language} keeps no subwords")
+            size = self.chunk_subwords
+        return size
+
+    def to_attrs(self) -> dict[str, Any]:
+        attrs = asdict(self)
+        attrs["treebanks"], attrs["attributes"] = list(self.treebanks), list(self.attributes)
+        if self.chunk_subwords is None:
+            del attrs["chunk_subwords"]
+        return attrs
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> LanguageMeta:
+        return cls(
+            language=str(attrs["language"]),
+            treebanks=tuple(attrs["treebanks"]),
+            attributes=tuple(attrs["attributes"]),
+            label_scheme=str(attrs["label_scheme"]),
+            split_mode=str(attrs["split_mode"]),
+            chunk_words=int(attrs["chunk_words"]),
+            chunk_sentences=int(attrs["chunk_sentences"]),
+            chunk_subwords=None if attrs.get("chunk_subwords") is None else int(attrs["chunk_subwords"]),
+            truncated_sentences=int(attrs.get("truncated_sentences", 0)),
+            truncated_words=int(attrs.get("truncated_words", 0)),
+        )
+
+
 def _strings(values: Sequence[str] | np.ndarray) -> np.ndarray:
     # Object arrays become Zarr v3 variable-length strings, which other readers understand.
     return np.asarray(values, dtype=object)
+
+
+def _coordinate(name: str, values: Any) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64) if name in _INTEGER_LABELS else _strings(values)
 
 
 def root_dataset(
     *,
     steps: Sequence[int],
     revisions: Sequence[str],
-    commits: Sequence[str],
-    fingerprints: Sequence[str],
     layers: Sequence[int],
     provenance: Mapping[str, Any],
+    commits: Sequence[str] | None = None,
+    fingerprints: Sequence[str] | None = None,
 ) -> xr.Dataset:
-    """The root group: per-step coordinates, layers and provenance."""
+    """The root group: per-step coordinates, layers and provenance.
+
+    ``commits`` and ``fingerprints`` default to empty strings, filled in by extraction.
+    """
+    blank = [""] * len(steps)
     return xr.Dataset(
         coords={
             dims.STEP: (dims.STEP, np.asarray(steps, dtype=np.int64)),
             dims.REVISION: (dims.STEP, _strings(revisions)),
-            "commit": (dims.STEP, _strings(commits)),
-            dims.FINGERPRINT: (dims.STEP, _strings(fingerprints)),
+            dims.COMMIT: (dims.STEP, _strings(commits or blank)),
+            dims.FINGERPRINT: (dims.STEP, _strings(fingerprints or blank)),
             dims.LAYER: (dims.LAYER, np.asarray(layers, dtype=np.int64)),
         },
         attrs={SCHEMA_ATTR: schema_attr(), PROVENANCE_ATTR: dict(provenance)},
@@ -89,69 +173,128 @@ def root_dataset(
 
 def language_dataset(
     *,
-    language: str,
-    labels: Mapping[str, Sequence[Any] | np.ndarray],
-    attributes: Sequence[str],
-    treebanks: Sequence[str],
+    meta: LanguageMeta,
     steps: Sequence[int],
     layers: Sequence[int],
-    hidden: Any,
-    done: Any,
-    heldout_loss: Sequence[float] | np.ndarray,
-    chunk_words: int,
-    label_scheme: str,
-    split_mode: str,
+    words: Mapping[str, Any],
+    sentences: Mapping[str, Any],
+    data: Mapping[str, Any],
+    heldout_loss: Sequence[float] | np.ndarray | None = None,
+    subword_word: Sequence[int] | np.ndarray | None = None,
 ) -> xr.Dataset:
     """One language group.
 
     Parameters
     ----------
-    labels
-        One sequence per word for every name in :data:`WORD_LABELS` and in ``attributes``.
-    hidden
-        Array-like of shape (step, layer, word, neuron): numpy, or a lazy dask array for a
-        template that writers fill region by region.
-    done
-        Boolean array-like of shape (step, word_chunk).
+    words
+        One sequence per word for every name in :data:`WORD_LABELS` and ``meta.attributes``.
+    sentences
+        One sequence per sentence for every name in ``SENTENCE_LABELS``.
+    data
+        The data arrays by name (numpy, or lazy Dask arrays for a template that writers
+        fill chunk by chunk); see :func:`empty_language_data`.
+    heldout_loss
+        Per step; NaN (not measured) by default.
     """
     coords: dict[str, Any] = {
         dims.STEP: (dims.STEP, np.asarray(steps, dtype=np.int64)),
         dims.LAYER: (dims.LAYER, np.asarray(layers, dtype=np.int64)),
-        dims.HELDOUT_LOSS: (dims.STEP, np.asarray(heldout_loss, dtype=np.float32)),
-    }
-    for name in (*WORD_LABELS, *attributes):
-        values = labels[name]
-        if name == dims.SENTENCE_INDEX:
-            coords[name] = (dims.WORD, np.asarray(values, dtype=np.int64))
-        else:
-            coords[name] = (dims.WORD, _strings(values))
-    return xr.Dataset(
-        {
-            dims.HIDDEN: ((dims.STEP, dims.LAYER, dims.WORD, dims.NEURON), hidden),
-            dims.DONE: ((dims.STEP, dims.WORD_CHUNK), done),
-        },
-        coords=coords,
-        attrs={
-            "language": language,
-            "treebanks": list(treebanks),
-            "attributes": list(attributes),
-            "label_scheme": label_scheme,
-            "split_mode": split_mode,
-            "chunk_words": int(chunk_words),
-        },
-    )
-
-
-def hidden_encoding(dtype: np.dtype[Any], neurons: int, chunk_words: int) -> dict[str, Any]:
-    """Zarr encoding of an activation array: one chunk per (step, layer, word chunk).
-
-    Blosc-zstd with byte shuffle (Blosc under Zarr v3 needs the typesize said), then a
-    CRC32C checksum so that a corrupted chunk fails loudly on read.
-    """
-    return {
-        "chunks": (1, 1, chunk_words, neurons),
-        "compressors": (
-            BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", typesize=np.dtype(dtype).itemsize),
-            Crc32cCodec(),
+        dims.HELDOUT_LOSS: (
+            dims.STEP,
+            np.full(len(steps), np.nan, dtype=np.float32)
+            if heldout_loss is None
+            else np.asarray(heldout_loss, dtype=np.float32),
         ),
     }
+    for name in (*WORD_LABELS, *meta.attributes):
+        coords[name] = (dims.WORD, _coordinate(name, words[name]))
+    for name in SENTENCE_LABELS:
+        coords[name] = (dims.SENTENCE, _coordinate(name, sentences[name]))
+    if subword_word is not None:
+        coords[dims.SUBWORD_WORD] = (dims.SUBWORD, _coordinate(dims.SUBWORD_WORD, subword_word))
+    variables = {name: (array_dims(name), values) for name, values in data.items()}
+    return xr.Dataset(variables, coords=coords, attrs=meta.to_attrs())
+
+
+def n_chunks(size: int, chunk: int) -> int:
+    """Chunks needed for ``size`` items (at least one, so empty arrays still have a flag)."""
+    return max(1, math.ceil(size / chunk))
+
+
+def empty_language_data(
+    meta: LanguageMeta,
+    *,
+    n_steps: int,
+    n_layers: int,
+    n_words: int,
+    n_sentences: int,
+    neurons: int,
+    dtype: str,
+    n_subwords: int | None = None,
+) -> dict[str, Any]:
+    """Data arrays of a template: lazy NaN activations and all-False done flags.
+
+    Writing the template with ``compute=False`` writes only metadata, the coordinates and
+    the done flags; activation chunks appear as extraction fills them.
+    """
+    sizes = {dims.WORD: n_words, dims.SENTENCE: n_sentences}
+    if n_subwords is not None:
+        sizes[dims.SUBWORD] = n_subwords
+    data: dict[str, Any] = {}
+    for name, (along, done) in ACTIVATIONS.items():
+        if along not in sizes:
+            continue
+        chunk = meta.chunk_size(along)
+        data[name] = da.full(
+            (n_steps, n_layers, sizes[along], neurons),
+            np.nan,
+            dtype=dtype,
+            chunks=(1, 1, chunk, neurons),
+        )
+        data[done] = np.zeros((n_steps, n_chunks(sizes[along], chunk)), dtype=bool)
+    data[dims.SENTENCE_LOSS] = da.full(
+        (n_steps, n_sentences), np.nan, dtype=np.float32, chunks=(1, meta.chunk_sentences)
+    )
+    return data
+
+
+def encodings(ds: xr.Dataset, *, keep_bits: int | None = None) -> dict[str, dict[str, Any]]:
+    """Zarr encodings of a group: chunks that writers own, codecs, checksums.
+
+    Activations are chunked ``(1, 1, chunk, neuron)``: one (step, layer) slab of one chunk
+    of words, the unit analyses read. They are compressed with Blosc-zstd and byte shuffle
+    (Blosc under Zarr v3 needs the typesize said), optionally rounded to ``keep_bits``
+    mantissa bits first, and carry a CRC32C checksum so a corrupted chunk fails loudly.
+    Per-step arrays get one chunk per step, so that the job of each step owns its chunks.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, variable in ds.variables.items():
+        name = str(name)
+        if name in ACTIVATIONS:
+            along = ACTIVATIONS[name][0]
+            chunk = LanguageMeta.from_attrs(ds.attrs).chunk_size(along)
+            out[name] = {
+                "chunks": (1, 1, chunk, ds.sizes[dims.NEURON]),
+                "compressors": (
+                    BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", typesize=variable.dtype.itemsize),
+                    Crc32cCodec(),
+                ),
+            }
+            if keep_bits is not None:
+                out[name]["filters"] = (_bit_round(keep_bits),)
+        elif name in DONE_FLAGS:
+            out[name] = {"chunks": (1, variable.shape[1])}
+        elif name == dims.SENTENCE_LOSS:
+            out[name] = {"chunks": (1, int(ds.attrs["chunk_sentences"]))}
+        elif name in PER_STEP:
+            out[name] = {"chunks": (1,)}
+    return out
+
+
+def _bit_round(keep_bits: int) -> Any:
+    """numcodecs' BitRound as a Zarr v3 filter: lossy, and readable by zarr-python only."""
+    from zarr.codecs.numcodecs import BitRound
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr")
+        return BitRound(keepbits=keep_bits)

@@ -6,7 +6,6 @@ that ``xalign validate`` can list them all at once instead of stopping at the fi
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -16,7 +15,7 @@ import zarr.errors
 
 from xalign import dims
 from xalign.errors import StoreNotFoundError, StoreVersionError, Violation
-from xalign.store.layout import SCHEMA_ATTR
+from xalign.store.layout import ACTIVATIONS, SCHEMA_ATTR, n_chunks
 from xalign.store.location import StoreLocation, describe_location
 from xalign.store.schema import ArraySpec, AttrSpec, GroupSpec, StoreSchema, load_schema
 
@@ -195,24 +194,29 @@ def _cross_group_violations(groups: Mapping[str, zarr.Group]) -> Iterator[Violat
         yield from _chunk_violations(path, group)
 
 
+_CHUNK_ATTRS = {dims.WORD: "chunk_words", dims.SENTENCE: "chunk_sentences", dims.SUBWORD: "chunk_subwords"}
+
+
 def _chunk_violations(path: str, group: zarr.Group) -> Iterator[Violation]:
-    chunk_words = group.attrs.get("chunk_words")
-    hidden, done = group.get(dims.HIDDEN), group.get(dims.DONE)
-    if not isinstance(chunk_words, int) or not isinstance(hidden, zarr.Array) or hidden.ndim != 4:
-        return
-    if chunk_words < 1:
-        yield Violation(_join(path, "@chunk_words"), f"must be positive, is {chunk_words}")
-        return
-    if hidden.chunks[2] != chunk_words:
-        yield Violation(
-            _join(path, dims.HIDDEN),
-            f"chunks along word are {hidden.chunks[2]} but @chunk_words is {chunk_words}",
-        )
-    if isinstance(done, zarr.Array) and done.ndim == 2:
-        expected = max(1, math.ceil(hidden.shape[2] / chunk_words))
-        if done.shape[1] != expected:
+    """Activations are chunked as the group's chunk attrs say, with one done flag per chunk."""
+    for name, (along, done_name) in ACTIVATIONS.items():
+        array, done = group.get(name), group.get(done_name)
+        chunk = group.attrs.get(_CHUNK_ATTRS[along])
+        if not isinstance(array, zarr.Array) or array.ndim != 4 or not isinstance(chunk, int):
+            continue
+        if chunk < 1:
+            yield Violation(_join(path, f"@{_CHUNK_ATTRS[along]}"), f"must be positive, is {chunk}")
+            continue
+        if array.chunks[2] != chunk:
             yield Violation(
-                _join(path, dims.DONE),
-                f"has {done.shape[1]} word chunks but {hidden.shape[2]} words "
-                f"in chunks of {chunk_words} need {expected}",
+                _join(path, name),
+                f"chunks along {along} are {array.chunks[2]} but @{_CHUNK_ATTRS[along]} is {chunk}",
             )
+        if isinstance(done, zarr.Array) and done.ndim == 2:
+            expected = n_chunks(array.shape[2], chunk)
+            if done.shape[1] != expected:
+                yield Violation(
+                    _join(path, done_name),
+                    f"has {done.shape[1]} flags but {array.shape[2]} items along {along} "
+                    f"in chunks of {chunk} need {expected}",
+                )

@@ -1,13 +1,13 @@
-"""Write a whole store in one go, from in-memory xarray objects.
+"""Write groups of a store from xarray objects, and consolidate its metadata.
 
-Used for stores small enough to build in memory (tests, synthetic stores); the extractor
-streams into a template instead. Either way the layout comes from :mod:`xalign.store.layout`.
+Complete in-memory groups (tests, synthetic stores) are written whole; the extractor
+writes a template (lazy data, ``compute=False``: metadata, coordinates and done flags only)
+and then fills chunks. Either way the layout comes from :mod:`xalign.store.layout`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections.abc import Mapping
 
@@ -15,10 +15,10 @@ import xarray as xr
 import zarr
 
 from xalign import dims
-from xalign.store.layout import hidden_encoding, language_group
+from xalign.store.layout import encodings, language_group
 from xalign.store.location import StoreLocation
 
-__all__ = ["consolidate", "write_store"]
+__all__ = ["consolidate", "write_language", "write_root", "write_store"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,40 @@ def consolidate(location: StoreLocation) -> None:
         zarr.consolidate_metadata(location)
 
 
+def write_root(location: StoreLocation, root: xr.Dataset, *, overwrite: bool = False) -> None:
+    """Create the store with its root group.
+
+    Raises
+    ------
+    FileExistsError
+        If something is already at ``location`` and ``overwrite`` is false.
+    """
+    root.to_zarr(
+        location, mode="w" if overwrite else "w-", zarr_format=3, consolidated=False, encoding=encodings(root)
+    )
+
+
+def write_language(
+    location: StoreLocation, language: str, ds: xr.Dataset, *, keep_bits: int | None = None
+) -> None:
+    """Write (or replace) one language group; lazy data variables are left unwritten."""
+    with warnings.catch_warnings():
+        # numcodecs' BitRound is not in the Zarr v3 spec; zarr-python reads it.
+        warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr")
+        ds.to_zarr(
+            location,
+            group=language_group(language),
+            mode="w",
+            zarr_format=3,
+            consolidated=False,
+            encoding=encodings(ds, keep_bits=keep_bits),
+            # Writes metadata and every numpy-backed variable; Dask-backed ones (a
+            # template's activations) are left for extraction to fill chunk by chunk.
+            compute=False,
+        )
+    logger.debug("wrote language group %s (%d words)", language, ds.sizes[dims.WORD])
+
+
 def write_store(
     location: StoreLocation,
     root: xr.Dataset,
@@ -38,28 +72,8 @@ def write_store(
     *,
     overwrite: bool = False,
 ) -> None:
-    """Write ``root`` and one group per language, then consolidate the metadata.
-
-    Raises
-    ------
-    FileExistsError
-        If something is already at ``location`` and ``overwrite`` is false.
-    """
-    root.to_zarr(location, mode="w" if overwrite else "w-", zarr_format=3, consolidated=False)
+    """Write a whole store held in memory, then consolidate its metadata."""
+    write_root(location, root, overwrite=overwrite)
     for language, ds in languages.items():
-        chunk_words = int(ds.attrs["chunk_words"])
-        n_chunks = max(1, math.ceil(ds.sizes[dims.WORD] / chunk_words))
-        encoding = {
-            dims.HIDDEN: hidden_encoding(ds[dims.HIDDEN].dtype, ds.sizes[dims.NEURON], chunk_words),
-            dims.DONE: {"chunks": (1, n_chunks)},
-        }
-        ds.to_zarr(
-            location,
-            group=language_group(language),
-            mode="w",
-            zarr_format=3,
-            consolidated=False,
-            encoding=encoding,
-        )
-        logger.debug("wrote language group %s (%d words)", language, ds.sizes[dims.WORD])
+        write_language(location, language, ds)
     consolidate(location)

@@ -1,0 +1,196 @@
+"""``xalign extract``: checkpoints x treebanks -> the activation store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+__all__ = ["extract"]
+
+
+def _ints(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from exc
+
+
+@click.command()
+@click.argument("store", type=click.Path(file_okay=False))
+@click.option("--model", "model_id", help="Hugging Face model id, e.g. bigscience/bloom-560m-intermediate.")
+@click.option(
+    "--steps", help="With --model: steps of a BigScience intermediate repo -> revisions global_step<N>."
+)
+@click.option(
+    "--revision",
+    "revisions",
+    multiple=True,
+    help="With --model: a revision, global_step<N> or STEP=REV (repeatable).",
+)
+@click.option(
+    "--checkpoint",
+    "local",
+    multiple=True,
+    metavar="STEP=DIR",
+    help="A local checkpoint directory (save_pretrained) and its step (repeatable).",
+)
+@click.option(
+    "--checkpoints",
+    "manifest_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="A directory with a manifest.json, as `xalign toy-checkpoints` writes.",
+)
+@click.option(
+    "--treebank",
+    "treebanks",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A CoNLL-U file named as in UD (repeatable). Default: the embedded PUD sample.",
+)
+@click.option("--language", "languages", multiple=True, help="Only the embedded sample's LANG (repeatable).")
+@click.option("--layers", help="Hidden-state indices to keep, e.g. 0,6,12 (0 = embeddings). Default: all.")
+@click.option("--pooling", type=click.Choice(["mean", "first", "last"]), default="mean", show_default=True)
+@click.option(
+    "--context",
+    type=click.Choice(["sentence", "word"]),
+    default="sentence",
+    show_default=True,
+    help="sentence: the real sentence text in one pass; word: each word alone, the reference's mode.",
+)
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+@click.option("--keep-bits", type=click.IntRange(1, 23), help="Lossy: keep N mantissa bits (BitRound).")
+@click.option("--keep-subwords", is_flag=True, help="Also store every subword vector and its word.")
+@click.option(
+    "--labels", "label_scheme", type=click.Choice(["ud", "unimorph"]), default="ud", show_default=True
+)
+@click.option(
+    "--split", "split_mode", type=click.Choice(["lemma", "own"]), default="lemma", show_default=True
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the lemma split.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--chunk-words", type=click.IntRange(min=1), default=2048, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
+@click.option(
+    "--compute-dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default="float32",
+    show_default=True,
+)
+@click.option(
+    "--scheduler",
+    help="Run checkpoints as Dask tasks: local:N (a LocalCluster of N workers) or tcp://host:port.",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace an existing store instead of resuming or growing it."
+)
+def extract(
+    store: str,
+    model_id: str | None,
+    steps: str | None,
+    revisions: tuple[str, ...],
+    local: tuple[str, ...],
+    manifest_dir: str | None,
+    treebanks: tuple[str, ...],
+    languages: tuple[str, ...],
+    layers: str | None,
+    overwrite: bool,
+    device: str,
+    scheduler: str | None,
+    **options: Any,
+) -> None:
+    """Extract the hidden states of every checkpoint over treebanks into STORE.
+
+    One vector per UD word (the mean of its subwords by default) for every kept layer of
+    every checkpoint, plus per-sentence vectors and next-token losses. Streams: memory stays
+    bounded whatever the corpus size. Rerun the same command after an interruption and it
+    resumes; rerun it with new checkpoints or treebanks and the store grows.
+
+    \b
+    Examples:
+      xalign toy-checkpoints runs/toy && xalign extract runs/toy.zarr --checkpoints runs/toy
+      xalign extract runs/bloom.zarr --model bigscience/bloom-560m-intermediate \\
+          --steps 1000,10000,100000 --treebank UD_French-GSD/fr_gsd-ud-test.conllu
+      xalign extract runs/bloom.zarr --model bigscience/bloom-560m --revision 0=main
+    """
+    from tqdm import tqdm
+
+    from xalign.data import PUD_LANGUAGES, pud_files
+    from xalign.extract import ExtractConfig, extract_store
+    from xalign.extract.checkpoints import Checkpoint, bloom_intermediate, from_directory, parse_revision
+    from xalign.treebank.corpus import CorpusOptions
+
+    checkpoints: list[Checkpoint] = []
+    name = model_id or "local"
+    if model_id:
+        checkpoints += bloom_intermediate(model_id, _ints(steps) or ())
+        checkpoints += [parse_revision(model_id, r) for r in revisions]
+    elif steps or revisions:
+        raise click.UsageError("--steps and --revision need --model")
+    for item in local:
+        step, sep, path = item.partition("=")
+        if not sep or not step.isdigit():
+            raise click.BadParameter(f"expected STEP=DIR, got {item!r}", param_hint="--checkpoint")
+        checkpoints.append(Checkpoint(step=int(step), source=path))
+    if manifest_dir:
+        name, listed = from_directory(manifest_dir)
+        checkpoints += listed
+    if not checkpoints:
+        raise click.UsageError(
+            "no checkpoints: give --model with --steps/--revision, --checkpoint or --checkpoints"
+        )
+    if languages and treebanks:
+        raise click.UsageError(
+            "--language selects from the embedded sample; with --treebank, pass only the files"
+        )
+    files = list(treebanks) or pud_files(list(languages) or list(PUD_LANGUAGES))
+    try:
+        config = ExtractConfig(
+            model_id=name,
+            layers=_ints(layers),
+            pooling=options["pooling"],
+            context=options["context"],
+            dtype=options["dtype"],
+            keep_bits=options["keep_bits"],
+            keep_subwords=options["keep_subwords"],
+            max_length=options["max_length"],
+            batch_size=options["batch_size"],
+            chunk_words=options["chunk_words"],
+            compute_dtype=options["compute_dtype"],
+            corpus=CorpusOptions(
+                label_scheme=options["label_scheme"], split_mode=options["split_mode"], seed=options["seed"]
+            ),
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    bar = tqdm(unit="word", unit_scale=True, dynamic_ncols=True, desc="extracting", disable=None)
+    written = [0]
+
+    def on_progress(words: int, new_bytes: int) -> None:
+        written[0] += new_bytes
+        bar.update(words)
+        bar.set_postfix_str(f"{written[0] / 2**20:.0f} MiB written", refresh=False)
+
+    try:
+        report = extract_store(
+            store,
+            checkpoints,
+            files,
+            config,
+            device=device,
+            scheduler=scheduler,
+            overwrite=overwrite,
+            progress=None if scheduler else on_progress,
+            on_plan=lambda total: setattr(bar, "total", total),
+        )
+    finally:
+        bar.close()
+    for done in report.steps:
+        losses = ", ".join(f"{lang} {loss:.3f}" for lang, loss in done.heldout_loss.items())
+        click.echo(f"step {done.step}: {done.words} words, loss {losses}, weights {done.fingerprint[:12]}")
+    if report.skipped:
+        click.echo(f"already complete, skipped: steps {', '.join(map(str, report.skipped))}")
+    click.echo(f"store: {store} (xalign info {store} for a summary)")

@@ -1,0 +1,262 @@
+"""Extraction end to end on tiny toy checkpoints: values, resume, growth, errors."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+
+from tests.extract.conftest import cut_treebank, small_config
+from xalign import dims, open_store
+from xalign.extract import Checkpoint, CheckpointError, ExtractionError, extract_store
+from xalign.testing import assert_stores_equal, assert_valid_store
+
+
+def _reference(checkpoint: Checkpoint, text: str, spans: list[tuple[int, int]]) -> dict[str, Any]:
+    """One sentence through the model alone, pooled by a plain loop: the one-shot computation."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint.source)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint.source).eval()
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = torch.tensor([encoded["input_ids"]])
+    with torch.no_grad():
+        out = model(input_ids=ids, output_hidden_states=True)
+    states = torch.stack(out.hidden_states)[:, 0].numpy()  # (layer, token, neuron)
+    words = []
+    for start, end in spans:
+        chosen = [i for i, (a, b) in enumerate(encoded["offset_mapping"]) if a < end and b > start and a < b]
+        words.append(states[:, chosen].mean(axis=1))
+    loss = torch.nn.functional.cross_entropy(out.logits[0, :-1], ids[0, 1:]).item()
+    return {
+        "words": np.stack(words, axis=1),
+        "mean": states.mean(axis=1),
+        "last": states[:, -1],
+        "loss": loss,
+    }
+
+
+def test_streamed_store_equals_one_shot_computation(
+    tmp_path: Path, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
+) -> None:
+    from xalign.treebank.reader import read_conllu
+
+    location = str(tmp_path / "s.zarr")
+    report = extract_store(location, checkpoints, [treebanks["en"], treebanks["fr"]], small_config())
+    assert [r.step for r in report.steps] == [0, 2, 4]
+    assert_valid_store(location)
+    store = open_store(location)
+    assert store.languages == ("en", "fr")
+    fr = store.dataset("fr").sel(step=2).load()
+    sentences = list(read_conllu(treebanks["fr"]))
+    word = 0
+    for index in (0, 7, 23):
+        sentence = sentences[index]
+        ref = _reference(checkpoints[1], sentence.text, [w.span for w in sentence.words])
+        word = int(np.flatnonzero(fr[dims.SENTENCE_INDEX].values == index)[0])
+        got = fr[dims.HIDDEN].values[:, word : word + len(sentence.words)].astype(np.float32)
+        np.testing.assert_allclose(got, ref["words"], rtol=2e-3, atol=2e-3)
+        np.testing.assert_allclose(fr[dims.SENTENCE_MEAN].values[:, index], ref["mean"], rtol=2e-3, atol=2e-3)
+        np.testing.assert_allclose(fr[dims.SENTENCE_LAST].values[:, index], ref["last"], rtol=2e-3, atol=2e-3)
+        assert float(fr[dims.SENTENCE_LOSS].values[index]) == pytest.approx(ref["loss"], rel=1e-4)
+    assert np.isfinite(fr[dims.HIDDEN].values).all()
+    assert fr[dims.DONE].values.all()
+    losses = store.dataset("en")[dims.HELDOUT_LOSS].values
+    assert np.isfinite(losses).all()
+    assert losses[-1] < losses[0]  # training lowered the loss
+    fingerprints = store.fingerprints
+    assert len(set(fingerprints.values())) == 3
+
+
+def test_rerun_skips_what_is_done(
+    tmp_path: Path, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
+) -> None:
+    location = str(tmp_path / "s.zarr")
+    extract_store(location, checkpoints[:1], [treebanks["en"]], small_config())
+    again = extract_store(location, checkpoints[:1], [treebanks["en"]], small_config())
+    assert again.steps == ()
+    assert again.skipped == (0,)
+
+
+_CHILD = """
+import sys
+from pathlib import Path
+from xalign.extract import ExtractConfig, extract_store, from_directory
+_, checkpoints = from_directory(sys.argv[2])
+config = ExtractConfig(
+    model_id="xalign/toy-bloom", chunk_words=64, chunk_sentences=8, chunk_subwords=128, batch_size=4
+)
+extract_store(sys.argv[1], checkpoints, sys.argv[3:], config)
+"""
+
+
+def _chunk_files(location: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(location / "languages"))
+
+
+def test_sigkill_at_random_points_then_resume_gives_an_identical_store(
+    tmp_path: Path, toy_dir: Path, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
+) -> None:
+    files = [str(treebanks["en"]), str(treebanks["fr"])]
+    reference = tmp_path / "reference.zarr"
+    extract_store(str(reference), checkpoints, files, small_config())
+    total = _chunk_files(reference)
+    rng = np.random.default_rng(0)
+    for attempt in range(2):
+        location = tmp_path / f"killed{attempt}.zarr"
+        kill_after = int(rng.integers(total // 4, 3 * total // 4))
+        child = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(_CHILD), str(location), str(toy_dir), *files],
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while child.poll() is None and time.monotonic() < deadline:
+            if location.exists() and _chunk_files(location) >= kill_after:
+                child.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.01)
+        child.wait()
+        assert child.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+        extract_store(str(location), checkpoints, files, small_config())
+        assert_stores_equal(reference, location)
+
+
+def test_a_different_configuration_is_refused(
+    tmp_path: Path, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
+) -> None:
+    location = str(tmp_path / "s.zarr")
+    extract_store(location, checkpoints[:1], [treebanks["en"]], small_config())
+    with pytest.raises(ExtractionError, match=r"another configuration(.|\n)*pooling: store has 'mean'"):
+        extract_store(location, checkpoints[:1], [treebanks["en"]], small_config(pooling="first"))
+    extract_store(location, checkpoints[:1], [treebanks["en"]], small_config(pooling="first"), overwrite=True)
+    assert open_store(location).provenance["pooling"] == "first"
+
+
+def test_growing_by_a_step_and_a_language_equals_extracting_at_once(
+    tmp_path: Path, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
+) -> None:
+    grown, at_once = str(tmp_path / "grown.zarr"), str(tmp_path / "at_once.zarr")
+    extract_store(grown, checkpoints[:2], [treebanks["en"]], small_config())
+    report = extract_store(grown, checkpoints, [treebanks["en"], treebanks["es"]], small_config())
+    assert report.new_steps == (4,)
+    assert report.new_languages == ("es",)
+    assert_valid_store(grown)
+    extract_store(at_once, checkpoints, [treebanks["en"], treebanks["es"]], small_config())
+    assert_stores_equal(at_once, grown, ignore_attrs=("provenance",))
+
+
+def test_subwords_and_rounded_mantissas(
+    tmp_path: Path, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
+) -> None:
+    exact, rounded = str(tmp_path / "exact.zarr"), str(tmp_path / "rounded.zarr")
+    extract_store(exact, checkpoints[:1], [treebanks["fr"]], small_config(keep_subwords=True))
+    extract_store(rounded, checkpoints[:1], [treebanks["fr"]], small_config(keep_subwords=True, keep_bits=4))
+    ds = open_store(exact).dataset("fr").isel(step=0).load()
+    owner = ds[dims.SUBWORD_WORD].values
+    word = 5
+    rows = ds[dims.SUBWORD_HIDDEN].values[:, owner == word].astype(np.float32)
+    np.testing.assert_allclose(
+        rows.mean(axis=1), ds[dims.HIDDEN].values[:, word].astype(np.float32), atol=2e-3
+    )
+    lossy = open_store(rounded).dataset("fr").isel(step=0)[dims.HIDDEN].values.astype(np.float32)
+    exact_values = ds[dims.HIDDEN].values.astype(np.float32)
+    relative = np.abs(lossy - exact_values) / np.maximum(np.abs(exact_values), 1e-3)
+    assert 0 < relative.max() <= 2**-4
+    sizes = [zarr.open_group(s, mode="r")["languages/fr/hidden"].nbytes_stored() for s in (exact, rounded)]  # type: ignore[union-attr]
+    assert sizes[1] < sizes[0]
+
+
+def test_unknown_or_missing_checkpoints_are_clear_errors(tmp_path: Path, treebanks: dict[str, Path]) -> None:
+    hub = Checkpoint(step=1000, source="bigscience/bloom-560m-intermediate", revision="global_step1000")
+    with pytest.raises(CheckpointError, match="not in the local Hugging Face cache"):
+        extract_store(str(tmp_path / "s.zarr"), [hub], [treebanks["en"]], small_config())
+    missing = Checkpoint(step=0, source=str(tmp_path / "nowhere"))
+    with pytest.raises(CheckpointError, match="no checkpoint directory at"):
+        extract_store(str(tmp_path / "s.zarr"), [missing], [treebanks["en"]], small_config())
+
+
+def test_unwritable_store_is_a_clear_error(
+    tmp_path: Path, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ExtractionError, match="cannot create a store at"):
+        extract_store(str(blocker / "s.zarr"), checkpoints[:1], [treebanks["en"]], small_config())
+
+
+def test_a_store_of_another_model_is_refused(
+    tmp_path: Path, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
+) -> None:
+    from xalign.toy import ToyConfig, train_toy_checkpoints
+
+    other = tmp_path / "wide"
+    train_toy_checkpoints(
+        other,
+        ToyConfig(
+            steps=(0,), hidden_size=48, n_layer=2, n_head=2, vocab_size=400, languages=("en", "fr", "es")
+        ),
+    )
+    location = str(tmp_path / "s.zarr")
+    extract_store(location, checkpoints[:1], [treebanks["en"]], small_config())
+    wide = Checkpoint(step=8, source=str(other / "step_0"))
+    with pytest.raises(ExtractionError, match=r"made by a different model.*32.*48"):
+        extract_store(location, [wide], [treebanks["en"]], small_config())
+
+
+def test_disk_full_mid_run_is_clear_and_resumable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
+) -> None:
+    location, reference = str(tmp_path / "s.zarr"), str(tmp_path / "ref.zarr")
+    extract_store(reference, checkpoints[:1], [treebanks["fr"]], small_config())
+    original = zarr.Array.__setitem__
+    writes = {"n": 0}
+
+    def full_disk(self: zarr.Array[Any], key: Any, value: Any) -> None:
+        if self.path.endswith("hidden"):
+            writes["n"] += 1
+            if writes["n"] > 5:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        original(self, key, value)
+
+    monkeypatch.setattr(zarr.Array, "__setitem__", full_disk)
+    with pytest.raises(ExtractionError, match="out of disk space"):
+        extract_store(location, checkpoints[:1], [treebanks["fr"]], small_config())
+    monkeypatch.setattr(zarr.Array, "__setitem__", original)
+    extract_store(location, checkpoints[:1], [treebanks["fr"]], small_config())
+    assert_stores_equal(reference, location)
+
+
+def test_extraction_on_a_local_dask_cluster_equals_the_sequential_run(
+    tmp_path: Path, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
+) -> None:
+    sequential, parallel = str(tmp_path / "seq.zarr"), str(tmp_path / "par.zarr")
+    files = [treebanks["en"], treebanks["fr"]]
+    extract_store(sequential, checkpoints, files, small_config())
+    report = extract_store(parallel, checkpoints, files, small_config(), scheduler="local:2")
+    assert sorted(r.step for r in report.steps) == [0, 2, 4]
+    assert_stores_equal(sequential, parallel)
+
+
+def test_long_sentences_are_cut_and_counted(tmp_path: Path, checkpoints: list[Checkpoint]) -> None:
+    treebank = cut_treebank("en", 10, tmp_path)
+    location = str(tmp_path / "s.zarr")
+    extract_store(location, checkpoints[:1], [treebank], small_config(max_length=8))
+    ds = open_store(location).dataset("en")
+    assert ds.attrs["truncated_sentences"] == 10
+    cut = ds[dims.SUBWORDS].values == 0
+    assert ds.attrs["truncated_words"] == int(cut.sum()) > 0
+    hidden = ds[dims.HIDDEN].isel(step=0).values
+    assert np.isnan(hidden[:, cut]).all()
+    assert np.isfinite(hidden[:, ~cut]).all()

@@ -1,0 +1,113 @@
+"""The configuration of an extraction: everything that decides the values in a store.
+
+Two runs with equal configurations write equal stores; a run with a different one against
+an existing store is refused (with what differs) unless it overwrites. Checkpoints and
+treebanks are not part of it: a store grows by new steps and new languages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from xalign.extract.encode import Context
+from xalign.treebank.corpus import CorpusOptions
+
+__all__ = ["ExtractConfig", "Pooling", "config_differences"]
+
+Pooling = Literal["mean", "first", "last"]
+StoredDtype = Literal["float16", "float32"]
+ComputeDtype = Literal["float32", "bfloat16", "float16"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ExtractConfig:
+    """How hidden states become the store's vectors.
+
+    Parameters
+    ----------
+    model_id
+        The model's name in provenance (hub id, or the toy manifest's id).
+    layers
+        Hidden-state indices to keep (0 = embeddings); None keeps all.
+    pooling
+        How a word's subword vectors become one: their mean (the reference), the first, or the last.
+    context
+        ``sentence``: the real sentence in one pass; ``word``: each word alone (the reference).
+    dtype
+        Stored dtype; float16 values beyond its range are an error, never silent inf.
+    keep_bits
+        Round stored mantissas to this many bits (lossy, smaller); None keeps them all.
+    keep_subwords
+        Also store every subword's vector and its word.
+    max_length
+        Subwords per sentence the model sees; longer sentences are cut and counted.
+    batch_size
+        Sentences per forward pass (length-sorted within a window of the corpus).
+    chunk_words, chunk_sentences, chunk_subwords
+        Chunk lengths along word, sentence and subword: the unit of writes and of reads.
+    compute_dtype
+        Dtype of the model's weights during the forward pass.
+    corpus
+        Labels and splits of the words.
+    """
+
+    model_id: str
+    layers: tuple[int, ...] | None = None
+    pooling: Pooling = "mean"
+    context: Context = "sentence"
+    dtype: StoredDtype = "float16"
+    keep_bits: int | None = None
+    keep_subwords: bool = False
+    max_length: int = 512
+    batch_size: int = 16
+    chunk_words: int = 2048
+    chunk_sentences: int = 512
+    chunk_subwords: int = 8192
+    compute_dtype: ComputeDtype = "float32"
+    corpus: CorpusOptions = field(default_factory=CorpusOptions)
+
+    def __post_init__(self) -> None:
+        for name in ("max_length", "batch_size", "chunk_words", "chunk_sentences", "chunk_subwords"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        limit = 10 if self.dtype == "float16" else 23
+        if self.keep_bits is not None and not 1 <= self.keep_bits <= limit:
+            raise ValueError(
+                f"keep_bits must be between 1 and {limit} for {self.dtype}, got {self.keep_bits}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form, as stored in the store's provenance."""
+        out = asdict(self)
+        out["layers"] = None if self.layers is None else list(self.layers)
+        plain: dict[str, Any] = json.loads(json.dumps(out))  # tuples -> lists, as JSON gives them back
+        return plain
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExtractConfig:
+        data = dict(data)
+        corpus = dict(data.pop("corpus", {}))
+        for key in ("features", "fractions"):
+            if corpus.get(key) is not None:
+                corpus[key] = tuple(corpus[key])
+        layers = data.pop("layers", None)
+        return cls(layers=None if layers is None else tuple(layers), corpus=CorpusOptions(**corpus), **data)
+
+    def digest(self) -> str:
+        """A hash of the configuration, recorded in the store."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def config_differences(stored: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable ``key: stored -> wanted`` lines for every setting that differs."""
+    lines = []
+    for key in sorted(set(stored) | set(wanted)):
+        a, b = stored.get(key), wanted.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            lines += config_differences(a, b, prefix=f"{prefix}{key}.")
+        elif a != b:
+            lines.append(f"{prefix}{key}: store has {a!r}, this run asks for {b!r}")
+    return lines

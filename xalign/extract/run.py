@@ -1,0 +1,421 @@
+"""Run an extraction: a driver that prepares the store, and one job per checkpoint.
+
+The job of a step loads that checkpoint once, streams every language through it in the
+planned batches, and writes only chunks at its own step index, so jobs are independent:
+they run one after another here, or as tasks on a Dask cluster. Rerunning the same
+extraction skips every chunk already done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from xalign import dims
+from xalign.extract.checkpoints import Checkpoint, CheckpointError, inspect_checkpoint, load_checkpoint
+from xalign.extract.config import ExtractConfig
+from xalign.extract.encode import EncodedCorpus, encode_corpus
+from xalign.extract.forward import run_batch
+from xalign.extract.plan import needed_sentences, plan_batches
+from xalign.extract.sink import ChunkSink, ChunkWriter
+from xalign.extract.template import file_digest, prepare_store, provenance
+from xalign.store.layout import ACTIVATIONS, language_group
+from xalign.store.location import StoreLocation
+from xalign.store.nodes import child_array, child_group
+from xalign.store.write import consolidate
+from xalign.treebank.corpus import Corpus, load_corpora
+
+__all__ = [
+    "ExtractReport",
+    "LanguageReport",
+    "Progress",
+    "StepReport",
+    "extract",
+    "extract_language",
+    "extract_step",
+]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+"""Called after each batch with (words done, bytes written since the last call)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepReport:
+    step: int
+    words: int
+    sentences: int
+    batches: int
+    bytes_written: int
+    heldout_loss: dict[str, float]
+    fingerprint: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ExtractReport:
+    steps: tuple[StepReport, ...]
+    skipped: tuple[int, ...]
+    """Steps that were already complete."""
+    new_steps: tuple[int, ...] = ()
+    new_languages: tuple[str, ...] = ()
+    words_to_do: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def extract(
+    location: StoreLocation,
+    checkpoints: Sequence[Checkpoint],
+    treebanks: Sequence[str | Path],
+    config: ExtractConfig,
+    *,
+    device: str = "cpu",
+    scheduler: str | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    on_plan: Callable[[int], None] | None = None,
+) -> ExtractReport:
+    """Extract every checkpoint over every treebank into the store at ``location``.
+
+    Parameters
+    ----------
+    checkpoints
+        One per step; steps must be distinct.
+    treebanks
+        CoNLL-U files; files of one language (from the UD file name) are pooled.
+    scheduler
+        None runs the jobs here, one after another (with ``progress``). ``local:N`` starts a
+        ``distributed.LocalCluster`` of N single-threaded workers; ``tcp://host:port`` uses a
+        running scheduler. Workers must see ``location`` and the treebank files.
+    on_plan
+        Called once with the number of words that will be extracted (for a progress total).
+
+    Raises
+    ------
+    ExtractionError, CheckpointError, TreebankError
+        With a message saying what to fix.
+    """
+    steps = [c.step for c in checkpoints]
+    if not checkpoints:
+        raise CheckpointError("no checkpoints given")
+    if len(set(steps)) != len(steps):
+        raise CheckpointError(f"steps repeat: {sorted(steps)}")
+    files = [str(Path(f)) for f in treebanks]
+    corpora = load_corpora(files, options=config.corpus)
+    tokenizer, tokenizer_hash, shape = inspect_checkpoint(checkpoints[0])
+    encoded = {
+        language: encode_corpus(corpus, tokenizer, context=config.context, max_length=config.max_length)
+        for language, corpus in corpora.items()
+    }
+    prov = provenance(
+        config,
+        tokenizer=tokenizer,
+        tokenizer_hash=tokenizer_hash,
+        data_files={Path(f).name: file_digest(f) for f in files},
+    )
+    plan = prepare_store(
+        location,
+        config=config,
+        checkpoints=checkpoints,
+        corpora=corpora,
+        encoded=encoded,
+        shape=shape,
+        prov=prov,
+        overwrite=overwrite,
+    )
+    root = zarr.open_group(location, mode="r", use_consolidated=False)
+    jobs: list[tuple[Checkpoint, int]] = []
+    words_to_do = 0
+    for checkpoint in checkpoints:
+        index = plan.step_index[checkpoint.step]
+        todo = sum(_words_to_do(root, language, index) for language in corpora)
+        if todo or not all(_loss_recorded(root, language, index) for language in corpora):
+            jobs.append((checkpoint, index))
+            words_to_do += todo
+    if on_plan is not None:
+        on_plan(words_to_do)
+    by_language = {language: list(corpus.files) for language, corpus in corpora.items()}
+    job_args: dict[str, Any] = {
+        "languages": by_language,
+        "config": config,
+        "device": device,
+        "tokenizer_hash": tokenizer_hash,
+    }
+    if scheduler is None:
+        reports = [
+            extract_step(location, checkpoint, index, progress=progress, **job_args)
+            for checkpoint, index in jobs
+        ]
+    else:
+        reports = _run_distributed(location, jobs, scheduler, job_args)
+    consolidate(location)
+    done_steps = {r.step for r in reports}
+    return ExtractReport(
+        steps=tuple(reports),
+        skipped=tuple(s for s in steps if s not in done_steps),
+        new_steps=plan.new_steps,
+        new_languages=plan.new_languages,
+        words_to_do=words_to_do,
+    )
+
+
+def _words_to_do(root: zarr.Group, language: str, index: int) -> int:
+    group = child_group(root, language_group(language))
+    done = np.asarray(child_array(group, dims.DONE)[index, :], dtype=bool)
+    chunk = int(str(group.attrs["chunk_words"]))
+    words = int(child_array(group, dims.HIDDEN).shape[2])
+    undone = np.flatnonzero(~done)
+    return int(sum(min(chunk, words - int(c) * chunk) for c in undone)) if words else 0
+
+
+def _loss_recorded(root: zarr.Group, language: str, index: int) -> bool:
+    loss = child_array(root, f"{language_group(language)}/{dims.HELDOUT_LOSS}")
+    return bool(np.isfinite(np.asarray(loss[index])))
+
+
+def _run_distributed(
+    location: StoreLocation, jobs: list[tuple[Checkpoint, int]], scheduler: str, job_args: dict[str, Any]
+) -> list[StepReport]:
+    from distributed import Client, LocalCluster
+
+    if not isinstance(location, str | Path):
+        raise CheckpointError(
+            "a Dask cluster needs a store on disk that its workers can reach, not a memory store"
+        )
+    cluster = None
+    if scheduler.startswith("local:"):
+        cluster = LocalCluster(
+            n_workers=int(scheduler.split(":", 1)[1]), threads_per_worker=1, processes=True
+        )
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        futures = [
+            client.submit(extract_step, str(location), checkpoint, index, pure=False, **job_args)
+            for checkpoint, index in jobs
+        ]
+        return list(client.gather(futures))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def extract_step(
+    location: StoreLocation,
+    checkpoint: Checkpoint,
+    index: int,
+    *,
+    languages: Mapping[str, Sequence[str]],
+    config: ExtractConfig,
+    device: str = "cpu",
+    tokenizer_hash: str | None = None,
+    progress: Progress | None = None,
+) -> StepReport:
+    """The job of one step: load its checkpoint, fill its chunks, record its health."""
+    loaded = load_checkpoint(checkpoint, device=device, compute_dtype=config.compute_dtype)
+    if tokenizer_hash is not None and loaded.tokenizer_hash != tokenizer_hash:
+        raise CheckpointError(f"{checkpoint.label}: its tokenizer differs from the other checkpoints'")
+    root = zarr.open_group(location, mode="r+", use_consolidated=False)
+    _record_checkpoint(root, index, loaded.fingerprint, loaded.commit, checkpoint)
+    layers = tuple(int(layer) for layer in np.asarray(child_array(root, dims.LAYER)[...]))
+    pad_id = loaded.tokenizer.pad_token_id
+    totals = LanguageReport(words=0, sentences=0, batches=0, bytes_written=0)
+    losses: dict[str, float] = {}
+    for language, files in languages.items():
+        corpus = load_corpora(files, options=config.corpus)[language]
+        encoded = encode_corpus(
+            corpus, loaded.tokenizer, context=config.context, max_length=config.max_length
+        )
+        group = child_group(root, language_group(language))
+        _check_encoding(group, corpus, encoded, checkpoint)
+        report = extract_language(
+            loaded.model,
+            group,
+            index,
+            encoded,
+            config=config,
+            layers=layers,
+            pad_id=0 if pad_id is None else int(pad_id),
+            device=device,
+            progress=progress,
+        )
+        totals = totals + report
+        losses[language] = _record_loss(group, index, encoded)
+    return StepReport(
+        step=checkpoint.step,
+        words=totals.words,
+        sentences=totals.sentences,
+        batches=totals.batches,
+        bytes_written=totals.bytes_written,
+        heldout_loss=losses,
+        fingerprint=loaded.fingerprint,
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LanguageReport:
+    words: int
+    sentences: int
+    batches: int
+    bytes_written: int
+
+    def __add__(self, other: LanguageReport) -> LanguageReport:
+        return LanguageReport(
+            words=self.words + other.words,
+            sentences=self.sentences + other.sentences,
+            batches=self.batches + other.batches,
+            bytes_written=self.bytes_written + other.bytes_written,
+        )
+
+
+def extract_language(
+    model: Any,
+    group: zarr.Group,
+    index: int,
+    encoded: EncodedCorpus,
+    *,
+    config: ExtractConfig,
+    layers: tuple[int, ...],
+    pad_id: int,
+    device: str = "cpu",
+    progress: Progress | None = None,
+) -> LanguageReport:
+    """Fill every chunk of one language group at step position ``index`` not yet done.
+
+    Runs the planned batches that hold a needed sentence; the forward pass of each batch
+    overlaps the compression and writing of the chunks the previous ones completed.
+    """
+    writer = ChunkWriter()
+    sinks = _sinks(group, index, encoded, writer)
+    needed = np.zeros(encoded.n_sentences, dtype=bool)
+    for sink, ptr in sinks.values():
+        needed |= needed_sentences(ptr, sink.done, sink.chunk)
+    words = sentences = batches = reported = 0
+    try:
+        for batch in plan_batches(encoded, batch_size=config.batch_size, window_words=config.chunk_words):
+            if not needed[batch].any():
+                continue
+            out = run_batch(
+                model,
+                encoded,
+                batch,
+                layers=layers,
+                pooling=config.pooling,
+                pad_id=pad_id,
+                device=device,
+                keep_subwords=config.keep_subwords,
+            )
+            _deliver(out, encoded, sinks)
+            batch_words = int(sum(v.shape[1] for v in out.words))
+            words, sentences, batches = words + batch_words, sentences + len(batch), batches + 1
+            if progress is not None:
+                progress(batch_words, writer.bytes_written - reported)
+                reported = writer.bytes_written
+    finally:
+        writer.close()
+    return LanguageReport(
+        words=words, sentences=sentences, batches=batches, bytes_written=writer.bytes_written
+    )
+
+
+def _record_checkpoint(
+    root: zarr.Group, index: int, fingerprint: str, commit: str, checkpoint: Checkpoint
+) -> None:
+    """The step's fingerprint and commit; a changed checkpoint is refused, not mixed in."""
+    stored = str(np.asarray(child_array(root, dims.FINGERPRINT)[index]))
+    if stored and stored != fingerprint:
+        raise CheckpointError(
+            f"the weights at {checkpoint.label} (step {checkpoint.step}) differ from those this store "
+            "was extracted from; use a new store or --overwrite"
+        )
+    child_array(root, dims.FINGERPRINT)[index] = fingerprint
+    child_array(root, dims.COMMIT)[index] = commit
+
+
+def _check_encoding(
+    group: zarr.Group, corpus: Corpus, encoded: EncodedCorpus, checkpoint: Checkpoint
+) -> None:
+    stored_tokens = np.asarray(child_array(group, dims.SENTENCE_TOKENS)[...])
+    if child_array(group, dims.HIDDEN).shape[2] != corpus.n_words or not np.array_equal(
+        stored_tokens, encoded.sentence_lengths
+    ):
+        raise CheckpointError(
+            f"{checkpoint.label}: the words or subwords of {corpus.language} differ from the store's "
+            "(a different treebank or tokenizer)"
+        )
+
+
+def _sinks(
+    group: zarr.Group, index: int, encoded: EncodedCorpus, writer: ChunkWriter
+) -> dict[str, tuple[ChunkSink, np.ndarray]]:
+    """One sink per done-flag array, with the item pointer of each sentence."""
+    per_sentence = np.arange(encoded.n_sentences + 1, dtype=np.int64)
+    ptrs = {dims.WORD: encoded.word_ptr, dims.SENTENCE: per_sentence, dims.SUBWORD: encoded.token_ptr}
+    chunks = {
+        dims.WORD: "chunk_words",
+        dims.SENTENCE: "chunk_sentences",
+        dims.SUBWORD: "chunk_subwords",
+    }
+    grouped: dict[str, dict[str, zarr.Array[Any]]] = {}
+    done_of: dict[str, str] = {}
+    for name, (along, done) in ACTIVATIONS.items():
+        if name in group:
+            grouped.setdefault(along, {})[name] = child_array(group, name)
+            done_of[along] = done
+    grouped[dims.SENTENCE][dims.SENTENCE_LOSS] = child_array(group, dims.SENTENCE_LOSS)
+    return {
+        along: (
+            ChunkSink(
+                arrays=arrays,
+                done=child_array(group, done_of[along]),
+                step_index=index,
+                size=int(ptrs[along][-1]),
+                chunk=int(str(group.attrs[chunks[along]])),
+                writer=writer,
+            ),
+            ptrs[along],
+        )
+        for along, arrays in grouped.items()
+    }
+
+
+def _deliver(out: Any, encoded: EncodedCorpus, sinks: Mapping[str, tuple[ChunkSink, np.ndarray]]) -> None:
+    for position, sentence in enumerate(out.sentences):
+        s = int(sentence)
+        sinks[dims.WORD][0].put(int(encoded.word_ptr[s]), {dims.HIDDEN: out.words[position]})
+        sinks[dims.SENTENCE][0].put(
+            s,
+            {
+                dims.SENTENCE_MEAN: out.sentence_mean[:, position : position + 1],
+                dims.SENTENCE_LAST: out.sentence_last[:, position : position + 1],
+                dims.SENTENCE_LOSS: out.loss[position : position + 1],
+            },
+        )
+        if out.subwords is not None and dims.SUBWORD in sinks:
+            sinks[dims.SUBWORD][0].put(
+                int(encoded.token_ptr[s]), {dims.SUBWORD_HIDDEN: out.subwords[position]}
+            )
+
+
+def _record_loss(group: zarr.Group, index: int, encoded: EncodedCorpus) -> float:
+    """The language's held-out loss at this step: the token-weighted mean of its sentences'."""
+    if not bool(np.asarray(child_array(group, dims.SENTENCE_DONE)[index, :]).all()):
+        return float("nan")
+    per_sentence = np.asarray(child_array(group, dims.SENTENCE_LOSS)[index, :], dtype=np.float64)
+    weights = np.maximum(encoded.sentence_lengths - 1, 0).astype(np.float64)
+    valid = np.isfinite(per_sentence) & (weights > 0)
+    loss = (
+        float((per_sentence[valid] * weights[valid]).sum() / weights[valid].sum())
+        if valid.any()
+        else float("nan")
+    )
+    child_array(group, dims.HELDOUT_LOSS)[index] = loss
+    return loss
