@@ -73,6 +73,15 @@ def _ints(text: str | None) -> tuple[int, ...] | None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--max-length", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--chunk-words", type=click.IntRange(min=1), default=2048, show_default=True)
+@click.option(
+    "--loss-sentences",
+    type=click.IntRange(min=0),
+    default=256,
+    show_default=True,
+    help="Measure next-token loss on this many sentences per language (the same at every step); "
+    "the rest skip the LM head. 0 for none.",
+)
+@click.option("--loss-all", is_flag=True, help="Measure the loss on every sentence.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
 @click.option(
     "--compute-dtype",
@@ -160,6 +169,7 @@ def extract(
             batch_size=options["batch_size"],
             chunk_words=options["chunk_words"],
             compute_dtype=options["compute_dtype"],
+            loss_sentences=None if options["loss_all"] else options["loss_sentences"],
             corpus=CorpusOptions(
                 label_scheme=options["label_scheme"], split_mode=options["split_mode"], seed=options["seed"]
             ),

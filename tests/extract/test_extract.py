@@ -79,6 +79,23 @@ def test_streamed_store_equals_one_shot_computation(
     assert len(set(fingerprints.values())) == 3
 
 
+def test_loss_on_a_sample_leaves_the_vectors_unchanged(
+    tmp_path: Path, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
+) -> None:
+    full, sampled = str(tmp_path / "full.zarr"), str(tmp_path / "sampled.zarr")
+    extract_store(full, checkpoints[1:2], [treebanks["fr"]], small_config(loss_sentences=None))
+    extract_store(sampled, checkpoints[1:2], [treebanks["fr"]], small_config(loss_sentences=3))
+    a, b = (open_store(s).dataset("fr").isel(step=0).load() for s in (full, sampled))
+    # The base model gives the same hidden states as the full model, without the LM head.
+    np.testing.assert_array_equal(a[dims.HIDDEN].values, b[dims.HIDDEN].values)
+    measured = np.isfinite(b[dims.SENTENCE_LOSS].values)
+    assert measured.sum() == 4  # the first planned batch (of 4 sentences) covers the 3 asked for
+    np.testing.assert_array_equal(
+        a[dims.SENTENCE_LOSS].values[measured], b[dims.SENTENCE_LOSS].values[measured]
+    )
+    assert np.isfinite(b[dims.HELDOUT_LOSS].values).all()
+
+
 def test_rerun_skips_what_is_done(
     tmp_path: Path, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
 ) -> None:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xalign.extract.encode import EncodedCorpus
-from xalign.extract.plan import needed_sentences, plan_batches
+from xalign.extract.plan import loss_batches, needed_sentences, plan_batches
 from xalign.extract.sink import ChunkSink, ChunkWriter, ExtractionError
 
 
@@ -43,6 +43,14 @@ def test_plan_covers_every_sentence_once(words: list[int], batch_size: int, wind
 def test_batches_are_sorted_by_length_within_windows() -> None:
     corpus = _corpus([5, 5, 5, 5], [3, 9, 1, 7])
     assert [b.tolist() for b in plan_batches(corpus, batch_size=2, window_words=10)] == [[1, 0], [3, 2]]
+
+
+def test_loss_is_measured_on_the_first_whole_batches() -> None:
+    plan = [np.arange(4), np.arange(4, 8), np.arange(8, 10)]
+    assert loss_batches(plan, 5) == [True, True, False]
+    assert loss_batches(plan, 4) == [True, False, False]
+    assert loss_batches(plan, 0) == [False, False, False]
+    assert loss_batches(plan, None) == [True, True, True]
 
 
 def test_needed_sentences_follow_the_done_flags() -> None:

@@ -50,6 +50,11 @@ class ExtractConfig:
         Chunk lengths along word, sentence and subword: the unit of writes and of reads.
     compute_dtype
         Dtype of the model's weights during the forward pass.
+    loss_sentences
+        Measure the next-token loss on at least this many sentences of each language: the
+        first planned batches (None: all). The same sentences at every step, so losses
+        compare across steps; the other batches skip the language-model head, a large part
+        of the forward pass when the vocabulary is large (BLOOM's has 250,880 entries).
     corpus
         Labels and splits of the words.
     """
@@ -67,12 +72,15 @@ class ExtractConfig:
     chunk_sentences: int = 512
     chunk_subwords: int = 8192
     compute_dtype: ComputeDtype = "float32"
+    loss_sentences: int | None = 256
     corpus: CorpusOptions = field(default_factory=CorpusOptions)
 
     def __post_init__(self) -> None:
         for name in ("max_length", "batch_size", "chunk_words", "chunk_sentences", "chunk_subwords"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.loss_sentences is not None and self.loss_sentences < 0:
+            raise ValueError(f"loss_sentences must be >= 0 or None, got {self.loss_sentences}")
         limit = 10 if self.dtype == "float16" else 23
         if self.keep_bits is not None and not 1 <= self.keep_bits <= limit:
             raise ValueError(

@@ -29,7 +29,8 @@ class BatchOutput:
     """``(layer, sentence, neuron)``"""
     sentence_last: np.ndarray
     loss: np.ndarray
-    """Mean next-token loss (nats) per sentence; NaN for a sentence of one subword."""
+    """Mean next-token loss (nats) per sentence; NaN for a sentence of one subword, or
+    where the loss was not asked for."""
     subwords: list[np.ndarray] | None
     """Per sentence, ``(layer, subword, neuron)``, where subwords are kept."""
     tokens: int
@@ -84,8 +85,13 @@ def run_batch(
     pad_id: int,
     device: str = "cpu",
     keep_subwords: bool = False,
+    with_loss: bool = True,
 ) -> BatchOutput:
-    """Run ``model`` on ``sentences`` (right-padded) and pool its hidden states."""
+    """Run ``model`` on ``sentences`` (right-padded) and pool its hidden states.
+
+    Without ``with_loss`` only the base model runs: hidden states need no language-model
+    head, which on a large vocabulary is a good part of the forward pass.
+    """
     import torch
 
     ids, mask = batch_inputs(encoded, sentences, pad_id)
@@ -96,8 +102,13 @@ def run_batch(
     last = np.arange(len(sentences)) * width + np.maximum(lengths - 1, 0)
     with torch.inference_mode():
         ids_t, mask_t = torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
-        out = model(input_ids=ids_t, attention_mask=mask_t, output_hidden_states=True)
-        loss = _sentence_loss(out.logits, ids_t, mask_t)
+        runner = model if with_loss else model.base_model
+        out = runner(input_ids=ids_t, attention_mask=mask_t, output_hidden_states=True, use_cache=False)
+        loss = (
+            _sentence_loss(out.logits, ids_t, mask_t)
+            if with_loss
+            else np.full(len(sentences), np.nan, dtype=np.float32)
+        )
         flat_size = len(sentences) * width
         word_weights = _sparse(
             owners, positions, 1.0 / np.maximum(counts, 1)[owners], (len(counts), flat_size), device
@@ -149,13 +160,15 @@ def _sparse(
 
 
 def _sentence_loss(logits: Any, ids: Any, mask: Any) -> np.ndarray:
-    """Mean next-token cross-entropy of each sentence, over its real (unpadded) tokens."""
+    """Mean next-token cross-entropy of each sentence, over its real (unpadded) tokens.
+
+    ``logsumexp`` minus the target's logit: the same values as ``cross_entropy`` without
+    copying the (sentence, position, vocabulary) logits first.
+    """
     import torch
 
-    batch, width, vocab = logits.shape
-    nll = torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, vocab).float(), ids[:, 1:].reshape(-1), reduction="none"
-    ).reshape(batch, width - 1)
+    nll = torch.logsumexp(logits, dim=-1)[:, :-1].float()
+    nll -= logits[:, :-1].gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1).float()
     valid = mask[:, 1:].float()
     count = valid.sum(dim=1)
     out: np.ndarray = ((nll * valid).sum(dim=1) / count.clamp(min=1)).cpu().numpy().astype(np.float32)

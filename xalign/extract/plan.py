@@ -14,7 +14,7 @@ import numpy as np
 from xalign.extract.encode import EncodedCorpus
 from xalign.store.layout import n_chunks
 
-__all__ = ["needed_sentences", "plan_batches"]
+__all__ = ["loss_batches", "needed_sentences", "plan_batches"]
 
 
 def plan_batches(encoded: EncodedCorpus, *, batch_size: int, window_words: int) -> list[np.ndarray]:
@@ -34,6 +34,16 @@ def plan_batches(encoded: EncodedCorpus, *, batch_size: int, window_words: int) 
         batches += [window[i : i + batch_size] for i in range(0, len(window), batch_size)]
         start = end
     return batches
+
+
+def loss_batches(plan: list[np.ndarray], sentences: int | None) -> list[bool]:
+    """Which batches measure the next-token loss: the first ones, covering at least
+    ``sentences`` sentences (all for None). Whole batches, so that every other batch can
+    skip the language-model head; the same batches at every step."""
+    if sentences is None:
+        return [True] * len(plan)
+    before = np.concatenate([[0], np.cumsum([len(batch) for batch in plan])[:-1]])
+    return [bool(b < sentences) for b in before]
 
 
 def needed_sentences(ptr: np.ndarray, done: np.ndarray, chunk: int) -> np.ndarray:

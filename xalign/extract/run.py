@@ -22,7 +22,7 @@ from xalign.extract.checkpoints import Checkpoint, CheckpointError, inspect_chec
 from xalign.extract.config import ExtractConfig
 from xalign.extract.encode import EncodedCorpus, encode_corpus
 from xalign.extract.forward import run_batch
-from xalign.extract.plan import needed_sentences, plan_batches
+from xalign.extract.plan import loss_batches, needed_sentences, plan_batches
 from xalign.extract.sink import ChunkSink, ChunkWriter
 from xalign.extract.template import file_digest, prepare_store, provenance
 from xalign.store.layout import ACTIVATIONS, language_group
@@ -298,9 +298,11 @@ def extract_language(
     needed = np.zeros(encoded.n_sentences, dtype=bool)
     for sink, ptr in sinks.values():
         needed |= needed_sentences(ptr, sink.done, sink.chunk)
+    plan = plan_batches(encoded, batch_size=config.batch_size, window_words=config.chunk_words)
+    measured = loss_batches(plan, config.loss_sentences)
     words = sentences = batches = reported = 0
     try:
-        for batch in plan_batches(encoded, batch_size=config.batch_size, window_words=config.chunk_words):
+        for batch, with_loss in zip(plan, measured, strict=True):
             if not needed[batch].any():
                 continue
             out = run_batch(
@@ -312,6 +314,7 @@ def extract_language(
                 pad_id=pad_id,
                 device=device,
                 keep_subwords=config.keep_subwords,
+                with_loss=with_loss,
             )
             _deliver(out, encoded, sinks)
             batch_words = int(sum(v.shape[1] for v in out.words))
