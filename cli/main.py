@@ -8,6 +8,7 @@ import click
 
 from xalign import __version__
 from xalign.cli.extract_commands import extract
+from xalign.cli.probe_commands import probe
 from xalign.cli.store_commands import info, validate
 from xalign.cli.toy_commands import toy_checkpoints
 from xalign.cli.treebank_commands import treebank_stats
@@ -39,6 +40,7 @@ def cli() -> None:
 
 cli.add_command(toy_checkpoints)
 cli.add_command(extract)
+cli.add_command(probe)
 cli.add_command(info)
 cli.add_command(validate)
 cli.add_command(treebank_stats)

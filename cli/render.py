@@ -94,7 +94,13 @@ def render_summary(location: str, summary: StoreSummary) -> str:
         for attribute, values in lang.attributes.items():
             counts = ", ".join(f"{value} {count}" for value, count in values.items()) or "-"
             out.append(f"  {lang.language:<4} {attribute:<12} {counts}")
-    out += ["", "results   " + (", ".join(summary.results) or "none yet")]
+    out += ["", "results" + ("" if summary.results else "   none yet")]
+    for name, result in summary.results.items():
+        params = ", ".join(f"{k} {v}" for k, v in result["parameters"].items())
+        out.append(
+            f"  {name}: {result['done'] + result['skipped']}/{result['cells']} cells "
+            f"({result['done']} probed, {result['skipped']} skipped by the filters; {params})"
+        )
     data_files = prov.get("data_files") or {}
     if isinstance(data_files, dict) and data_files:
         out += ["", "data files (sha256)"]

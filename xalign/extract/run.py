@@ -25,6 +25,7 @@ from xalign.extract.forward import run_batch
 from xalign.extract.plan import loss_batches, needed_sentences, plan_batches
 from xalign.extract.sink import ChunkSink, ChunkWriter
 from xalign.extract.template import file_digest, prepare_store, provenance
+from xalign.parallel import check_scheduler, compute_tasks
 from xalign.store.layout import ACTIVATIONS, language_group
 from xalign.store.location import StoreLocation
 from xalign.store.nodes import child_array, child_group
@@ -90,9 +91,10 @@ def extract(
     treebanks
         CoNLL-U files; files of one language (from the UD file name) are pooled.
     scheduler
-        None runs the jobs here, one after another (with ``progress``). ``local:N`` starts a
-        ``distributed.LocalCluster`` of N single-threaded workers; ``tcp://host:port`` uses a
-        running scheduler. Workers must see ``location`` and the treebank files.
+        None runs the jobs here, one after another (with ``progress``). Otherwise a name for
+        :func:`xalign.parallel.compute_tasks`: ``local:N`` starts a ``distributed.LocalCluster``
+        of N single-threaded workers (one model per worker at a time); ``tcp://host:port`` uses
+        a running scheduler. Workers must see ``location`` and the treebank files.
     on_plan
         Called once with the number of words that will be extracted (for a progress total).
 
@@ -101,6 +103,8 @@ def extract(
     ExtractionError, CheckpointError, TreebankError
         With a message saying what to fix.
     """
+    if scheduler is not None:
+        check_scheduler(scheduler)
     steps = [c.step for c in checkpoints]
     if not checkpoints:
         raise CheckpointError("no checkpoints given")
@@ -182,30 +186,17 @@ def _loss_recorded(root: zarr.Group, language: str, index: int) -> bool:
 def _run_distributed(
     location: StoreLocation, jobs: list[tuple[Checkpoint, int]], scheduler: str, job_args: dict[str, Any]
 ) -> list[StepReport]:
-    from distributed import Client, LocalCluster
+    from dask.delayed import delayed
 
     if not isinstance(location, str | Path):
         raise CheckpointError(
             "a Dask cluster needs a store on disk that its workers can reach, not a memory store"
         )
-    cluster = None
-    if scheduler.startswith("local:"):
-        cluster = LocalCluster(
-            n_workers=int(scheduler.split(":", 1)[1]), threads_per_worker=1, processes=True
-        )
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
-    try:
-        futures = [
-            client.submit(extract_step, str(location), checkpoint, index, pure=False, **job_args)
-            for checkpoint, index in jobs
-        ]
-        return list(client.gather(futures))
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    tasks = [
+        delayed(extract_step, pure=False)(str(location), checkpoint, index, **job_args)
+        for checkpoint, index in jobs
+    ]
+    return compute_tasks(tasks, scheduler=scheduler)
 
 
 def extract_step(

@@ -48,7 +48,8 @@ class StoreSummary:
     sizes: dict[str, int]
     steps: tuple[StepSummary, ...]
     languages: tuple[LanguageSummary, ...]
-    results: tuple[str, ...]
+    results: dict[str, dict[str, Any]]
+    """Results group -> cells, done, skipped and parameters."""
     provenance: dict[str, Any]
     bytes_stored: int
 
@@ -68,11 +69,22 @@ def summarize(store: Store) -> StoreSummary:
         dims.NEURON: store.dataset(store.languages[0]).sizes[dims.NEURON] if store.languages else 0,
         dims.WORD: sum(lang.words for lang in languages),
     }
-    results: tuple[str, ...] = ()
-    if RESULTS_GROUP in root:
-        results_group = root[RESULTS_GROUP]
-        if isinstance(results_group, zarr.Group):
-            results = tuple(sorted(name for name, _ in results_group.groups()))
+    results: dict[str, dict[str, Any]] = {}
+    results_group = root.get(RESULTS_GROUP)
+    if isinstance(results_group, zarr.Group):
+        for name, group in sorted(results_group.groups()):
+            status = group.get("status")
+            values = (
+                np.asarray(status[...], dtype=object).ravel()
+                if isinstance(status, zarr.Array)
+                else np.array([])
+            )
+            results[name] = {
+                "cells": int(values.size),
+                "done": int((values == "done").sum()),
+                "skipped": int(sum(str(v).startswith("skipped") for v in values)),
+                "parameters": group.attrs.get("parameters", {}),
+            }
     return StoreSummary(
         schema_version=store.schema_version,
         sizes=sizes,

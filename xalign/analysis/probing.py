@@ -1,0 +1,214 @@
+"""Probe every (step, layer, language, attribute) cell: per-slab work, and the lazy grid.
+
+One task reads one (step, layer, language) slab of activations and probes every attribute of
+that language on it; :func:`probe_grid` lays those tasks out as a Dask graph whose result is
+an xarray Dataset with dims (step, layer, language, attribute, rank), lazy until computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+
+from xalign import dims
+from xalign.analysis.cells import CellData, kept_values, split_cells
+from xalign.analysis.selection import METRICS, select_neurons
+from xalign.store.store import Store
+
+__all__ = ["CELL_VARIABLES", "RANK_VARIABLES", "ProbeParams", "probe_grid", "probe_slab", "slab_labels"]
+
+ProbeKind = Literal["latent", "gaussian"]
+
+RANK_VARIABLES = ("selected_neuron", *(f"{split}_{m}" for split in ("dev", "test") for m in METRICS))
+"""Per-rank results: the neuron chosen at each rank and the metrics with ranks 0..r."""
+CELL_VARIABLES = (
+    *(f"all_{split}_{m}" for split in ("dev", "test") for m in METRICS),
+    "n_train",
+    "n_dev",
+    "n_test",
+)
+"""Per-cell results: metrics with every neuron, and word counts."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProbeParams:
+    """How cells are probed; stored with the results."""
+
+    probe: ProbeKind = "latent"
+    criterion: str = "mi"
+    k: int = 50
+    min_count: int = 20
+    min_values: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.probe not in ("latent", "gaussian"):
+            raise ValueError(f"probe must be latent or gaussian, got {self.probe!r}")
+        if self.criterion not in METRICS:
+            raise ValueError(f"criterion must be one of {', '.join(METRICS)}, got {self.criterion!r}")
+        if self.k < 1:
+            raise ValueError(f"k must be positive, got {self.k}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def make_probe(self) -> Any:
+        if self.probe == "gaussian":
+            from xalign.analysis.gaussian import GaussianProbe
+
+            return GaussianProbe()
+        from xalign.analysis.latent import LatentProbe
+
+        return LatentProbe(seed=self.seed)
+
+
+def slab_labels(store: Store, language: str) -> xr.Dataset:
+    """The per-word coordinates of a language (labels, split, subword counts), in memory."""
+    coords = store.dataset(language).drop_vars(list(store.dataset(language).data_vars))
+    return coords.drop_dims([d for d in coords.dims if d not in (dims.WORD, dims.STEP, dims.LAYER)])
+
+
+def probe_slab(
+    store: Store, step: int, layer: int, language: str, attributes: Sequence[str], params: ProbeParams
+) -> dict[str, np.ndarray]:
+    """Probe every attribute of ``language`` on the (step, layer) slab; one Dask task.
+
+    Returns arrays over ``attributes`` (and ``rank``): :data:`RANK_VARIABLES`,
+    :data:`CELL_VARIABLES` and ``status`` ('done' or 'skipped: <reason>').
+    """
+    labels = slab_labels(store, language)
+    kept = kept_values(
+        labels,
+        [a for a in attributes if a in labels],
+        min_count=params.min_count,
+        min_values=params.min_values,
+    )
+    out = _empty(len(attributes), params.k)
+    if kept:
+        # Synchronously: this already runs inside a Dask task.
+        hidden = store.activations(language, step=step, layer=layer).compute(scheduler="sync").values
+        cells = split_cells(hidden, labels, kept)
+    else:
+        cells = {}
+    for i, attribute in enumerate(attributes):
+        if attribute not in labels:
+            out["status"][i] = f"skipped: {language} has no {attribute} labels"
+        elif attribute not in cells:
+            out["status"][i] = (
+                f"skipped: fewer than {params.min_values} values with {params.min_count}+ words in each split"
+            )
+        else:
+            _probe_cell(cells[attribute], params, out, i)
+    return out
+
+
+def _empty(n_attributes: int, k: int) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {"selected_neuron": np.full((n_attributes, k), -1, dtype=np.int32)}
+    for name in RANK_VARIABLES[1:]:
+        out[name] = np.full((n_attributes, k), np.nan, dtype=np.float32)
+    for name in CELL_VARIABLES:
+        out[name] = (
+            np.zeros(n_attributes, dtype=np.int64)
+            if name.startswith("n_")
+            else np.full(n_attributes, np.nan, np.float32)
+        )
+    out["status"] = np.full(n_attributes, "", dtype=object)
+    return out
+
+
+def _probe_cell(cell: CellData, params: ProbeParams, out: dict[str, np.ndarray], i: int) -> None:
+    probe = params.make_probe().fit(*cell.train, n_classes=len(cell.values))
+    selection = select_neurons(
+        probe, cell.dev, cell.test, k=params.k, criterion=params.criterion, n_values=len(cell.values)
+    )
+    ranks = len(selection.neurons)
+    out["selected_neuron"][i, :ranks] = selection.neurons
+    for split, metrics, everything in (
+        ("dev", selection.dev, selection.all_dev),
+        ("test", selection.test, selection.all_test),
+    ):
+        for name in METRICS:
+            out[f"{split}_{name}"][i, :ranks] = metrics[name]
+            out[f"all_{split}_{name}"][i] = everything[name]
+    out["n_train"][i], out["n_dev"][i], out["n_test"][i] = (
+        len(cell.train[1]),
+        len(cell.dev[1]),
+        len(cell.test[1]),
+    )
+    out["status"][i] = "done"
+
+
+def probe_grid(
+    store: Store,
+    *,
+    params: ProbeParams,
+    steps: Sequence[int] | None = None,
+    layers: Sequence[int] | None = None,
+    languages: Sequence[str] | None = None,
+    attributes: Sequence[str] | None = None,
+) -> xr.Dataset:
+    """The probing results of every selected cell, as a lazy Dataset (one task per slab).
+
+    Nothing is read or computed until the caller computes (or writes) the result.
+    """
+    import dask.array as da
+    from dask.delayed import delayed
+
+    steps = list(store.steps) if steps is None else list(steps)
+    layers = list(store.layers) if layers is None else list(layers)
+    languages = list(store.languages) if languages is None else list(languages)
+    attributes = list(grid_attributes(store, languages, params)) if attributes is None else list(attributes)
+    k, n_attr = params.k, len(attributes)
+    template = _empty(n_attr, k)
+    blocks: dict[str, list[list[list[Any]]]] = {name: [] for name in template}
+    for step in steps:
+        for name in blocks:
+            blocks[name].append([])
+        for layer in layers:
+            for name in blocks:
+                blocks[name][-1].append([])
+            for language in languages:
+                task = delayed(probe_slab, pure=True)(
+                    store, int(step), int(layer), language, attributes, params
+                )
+                for name, example in template.items():
+                    piece = da.from_delayed(task[name], shape=example.shape, dtype=example.dtype)
+                    blocks[name][-1][-1].append(piece[None, None, None])
+    variables = {}
+    for name, example in template.items():
+        data = da.concatenate(
+            [
+                da.concatenate([da.concatenate(per_layer, axis=2) for per_layer in per_step], axis=1)
+                for per_step in blocks[name]
+            ],
+            axis=0,
+        )
+        variable_dims = (dims.STEP, dims.LAYER, dims.LANGUAGE, dims.ATTRIBUTE, dims.RANK)[: 3 + example.ndim]
+        variables[name] = (variable_dims, data)
+    return xr.Dataset(
+        variables,
+        coords={
+            dims.STEP: np.asarray(steps, dtype=np.int64),
+            dims.LAYER: np.asarray(layers, dtype=np.int64),
+            dims.LANGUAGE: np.asarray(languages, dtype=object),
+            dims.ATTRIBUTE: np.asarray(attributes, dtype=object),
+            dims.RANK: np.arange(k),
+        },
+        attrs={"parameters": params.to_dict()},
+    )
+
+
+def grid_attributes(store: Store, languages: Sequence[str], params: ProbeParams) -> tuple[str, ...]:
+    """Attributes kept (by the filters) in at least one of ``languages``, from labels alone."""
+    found: dict[str, None] = {}
+    for language in languages:
+        labels = slab_labels(store, language)
+        kept = kept_values(
+            labels, store.attributes(language), min_count=params.min_count, min_values=params.min_values
+        )
+        found.update(dict.fromkeys(kept))
+    return tuple(found)
