@@ -169,3 +169,14 @@ def test_probe_cli_and_info(store_dir: str) -> None:
     bad = CliRunner().invoke(cli, ["probe", store_dir, "--probe", "gaussian", "--scheduler", "gpu"])
     assert bad.exit_code == 1
     assert "unknown scheduler 'gpu'" in bad.output
+
+
+def test_the_latent_probe_finds_the_planted_neurons_too(store_dir: str) -> None:
+    pytest.importorskip("torch")
+    params = ProbeParams(probe="latent", k=3)
+    run_probe_grid(store_dir, params=params, steps=[1000], layers=[1], languages=["fr", "es"])
+    cell = xr.open_zarr(store_dir, group="results/probe").sel(step=1000, layer=1).load()
+    assert set(cell.selected_neuron.sel(language="fr", attribute="Number").values[:2]) == {3, 7}
+    assert set(cell.selected_neuron.sel(language="fr", attribute="Gender").values[:2]) == {12, 20}
+    assert float(cell.test_mi.sel(language="fr", attribute="Number", rank=1)) > 0.5
+    assert abs(float(cell.test_mi.sel(language="es", attribute="Number", rank=1))) < 0.1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -164,12 +165,21 @@ def test_a_different_configuration_is_refused(
 def test_growing_by_a_step_and_a_language_equals_extracting_at_once(
     tmp_path: Path, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
 ) -> None:
+    from xalign.analysis.probe_runner import run_probe_grid
+    from xalign.analysis.probing import ProbeParams
+
     grown, at_once = str(tmp_path / "grown.zarr"), str(tmp_path / "at_once.zarr")
     extract_store(grown, checkpoints[:2], [treebanks["en"]], small_config())
+    params = ProbeParams(probe="gaussian", k=2, min_count=2)
+    run_probe_grid(grown, params=params, attributes=["Number"], layers=[1])
     report = extract_store(grown, checkpoints, [treebanks["en"], treebanks["es"]], small_config())
     assert report.new_steps == (4,)
     assert report.new_languages == ("es",)
     assert_valid_store(grown)
+    probe = open_store(grown).tree["results/probe"]  # still aligned with the grown steps
+    assert probe["step"].values.tolist() == [0, 2, 4]
+    assert (probe["status"].sel(step=4).values == "").all()  # not probed yet
+    shutil.rmtree(Path(grown) / "results")  # to compare the rest with a store made at once
     extract_store(at_once, checkpoints, [treebanks["en"], treebanks["es"]], small_config())
     assert_stores_equal(at_once, grown, ignore_attrs=("provenance",))
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
-from scipy.special import logsumexp
+
+from xalign.analysis.metrics import log_normalise
 
 __all__ = ["GaussianProbe", "GaussianStats", "gaussian_statistics"]
 
@@ -55,11 +56,12 @@ class GaussianStats:
 def gaussian_statistics(X: np.ndarray, y: np.ndarray, n_values: int) -> GaussianStats:
     """Counts, sums and cross-products of ``X`` (word, neuron) per value of ``y``."""
     X = np.asarray(X, dtype=np.float64)
-    onehot = np.eye(n_values)[y]  # (word, value)
+    groups = [X[y == v] for v in range(n_values)]
+    # One BLAS product per value: far faster than a three-operand einsum over words.
     return GaussianStats(
-        count=onehot.sum(axis=0),
-        total=onehot.T @ X,
-        outer=np.einsum("wv,wi,wj->vij", onehot, X, X, optimize=True),
+        count=np.array([len(g) for g in groups], dtype=np.float64),
+        total=np.stack([g.sum(axis=0) for g in groups]),
+        outer=np.stack([g.T @ g for g in groups]),
     )
 
 
@@ -110,7 +112,7 @@ class GaussianProbe:
         for v in range(self.n_classes_):
             _, logdet, quad = self._subset(X, v, C)
             joint[:, v] = self.log_prior_[v] - 0.5 * (len(C) * _LOG_2PI + logdet + quad)
-        result: np.ndarray = joint - logsumexp(joint, axis=1, keepdims=True)
+        result: np.ndarray = log_normalise(joint)
         return result
 
     def log_proba_candidates(
@@ -124,7 +126,7 @@ class GaussianProbe:
         X = np.asarray(X, dtype=np.float64)
         C = np.asarray(selected, dtype=np.int64)
         D = np.asarray(candidates, dtype=np.int64)
-        joint = np.empty((len(D), len(X), self.n_classes_))
+        joint = np.empty((self.n_classes_, len(D), len(X)))  # values first: contiguous writes
         for v in range(self.n_classes_):
             sigma, mu = self.covariances_[v], self.means_[v]
             factor, logdet, quad = self._subset(X, v, C)
@@ -142,8 +144,8 @@ class GaussianProbe:
                 + quad[None, :]
                 + (residual**2 / schur[None, :]).T
             )
-            joint[:, :, v] = self.log_prior_[v] + log_lik
-        result: np.ndarray = joint - logsumexp(joint, axis=2, keepdims=True)
+            joint[v] = self.log_prior_[v] + log_lik
+        result: np.ndarray = np.moveaxis(log_normalise(joint, axis=0), 0, -1)
         return result
 
     def _subset(self, X: np.ndarray, v: int, C: np.ndarray) -> tuple[object, float, np.ndarray]:

@@ -65,8 +65,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.special import logsumexp
 
+from xalign.analysis.metrics import log_normalise
 from xalign.errors import XalignError
 
 if TYPE_CHECKING:
@@ -332,7 +332,7 @@ class LatentProbe:
         """(word, value) natural-log p(value | X masked to the neurons in ``selected``)."""
         X, C = self._check_scoring_input(X, selected)
         logits = X[:, C] @ self.coef_[C] + self.intercept_
-        result: np.ndarray = logits - logsumexp(logits, axis=1, keepdims=True)
+        result: np.ndarray = log_normalise(logits)
         return result
 
     def log_proba_candidates(
@@ -347,7 +347,7 @@ class LatentProbe:
         D = self._check_neurons(candidates)
         base = X[:, C] @ self.coef_[C] + self.intercept_  # (word, value)
         logits = base[None, :, :] + X[:, D].T[:, :, None] * self.coef_[D][:, None, :]
-        result: np.ndarray = logits - logsumexp(logits, axis=2, keepdims=True)
+        result: np.ndarray = log_normalise(logits)
         return result
 
     def _check_scoring_input(

@@ -19,11 +19,28 @@ __all__ = [
     "cross_entropy_bits",
     "entropy_bits",
     "log_likelihood",
+    "log_normalise",
     "normalised_mi",
     "score",
 ]
 
 Criterion = Literal["mi", "accuracy", "loglik"]
+
+
+def log_normalise(scores: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``scores - logsumexp(scores)`` along ``axis`` (the few values of an attribute).
+
+    Written as elementwise operations across the values rather than a reduction along a
+    short axis, which is several times faster for the (candidate, word, value) arrays of a
+    greedy step; a leading values axis (``axis=0``) is the fastest layout.
+    """
+    values = [np.take(scores, v, axis=axis) for v in range(scores.shape[axis])]
+    peak = np.maximum.reduce(values)
+    total = np.zeros_like(peak)
+    for value in values:
+        total += np.exp(value - peak)
+    result: np.ndarray = scores - np.expand_dims(peak + np.log(total), axis)
+    return result
 
 
 def entropy_bits(y: np.ndarray, n_values: int) -> float:

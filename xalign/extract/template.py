@@ -23,7 +23,9 @@ from xalign.extract.config import ExtractConfig, config_differences
 from xalign.extract.encode import EncodedCorpus
 from xalign.extract.sink import ExtractionError
 from xalign.store.layout import (
+    LANGUAGES_GROUP,
     PROVENANCE_ATTR,
+    RESULTS_GROUP,
     LanguageMeta,
     empty_language_data,
     language_dataset,
@@ -297,8 +299,10 @@ def _append_steps(root: zarr.Group, old: int, new: Sequence[Checkpoint]) -> None
     total = old + len(new)
     for _, array in root.arrays():
         _resize_step(array, total)
-    languages = root.get("languages")
-    groups = [group for _, group in languages.groups()] if isinstance(languages, zarr.Group) else []
+    groups = []
+    for parent in (LANGUAGES_GROUP, RESULTS_GROUP):
+        node = root.get(parent)
+        groups += [group for _, group in node.groups()] if isinstance(node, zarr.Group) else []
     for group in groups:
         for _, array in group.arrays():
             _resize_step(array, total)
@@ -306,6 +310,7 @@ def _append_steps(root: zarr.Group, old: int, new: Sequence[Checkpoint]) -> None
     child_array(root, dims.STEP)[old:total] = steps
     child_array(root, dims.REVISION)[old:total] = np.asarray([c.label for c in new], dtype=object)
     for group in groups:
+        # Results too: a results group spans the store's steps (new ones are not yet probed).
         child_array(group, dims.STEP)[old:total] = steps
 
 
