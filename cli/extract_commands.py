@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+from xalign.cli.options import corpus_options
+
 __all__ = ["extract"]
 
 
@@ -63,13 +65,7 @@ def _ints(text: str | None) -> tuple[int, ...] | None:
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
 @click.option("--keep-bits", type=click.IntRange(1, 23), help="Lossy: keep N mantissa bits (BitRound).")
 @click.option("--keep-subwords", is_flag=True, help="Also store every subword vector and its word.")
-@click.option(
-    "--labels", "label_scheme", type=click.Choice(["ud", "unimorph"]), default="ud", show_default=True
-)
-@click.option(
-    "--split", "split_mode", type=click.Choice(["lemma", "own"]), default="lemma", show_default=True
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the lemma split.")
+@corpus_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--max-length", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--chunk-words", type=click.IntRange(min=1), default=2048, show_default=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from xalign.cli.options import filter_options
+
 __all__ = ["probe"]
 
 
@@ -29,20 +31,7 @@ __all__ = ["probe"]
 @click.option("--layer", "layers", type=int, multiple=True, help="Only this layer (repeatable).")
 @click.option("--language", "languages", multiple=True, help="Only this language (repeatable).")
 @click.option("--attribute", "attributes", multiple=True, help="Only this attribute (repeatable).")
-@click.option(
-    "--min-count",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="Words a value needs in each split.",
-)
-@click.option(
-    "--min-values",
-    type=click.IntRange(min=2),
-    default=2,
-    show_default=True,
-    help="Values an attribute needs after that filter.",
-)
+@filter_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent probe.")
 @click.option("--name", default="probe", show_default=True, help="Results group: results/NAME.")
 @click.option(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from xalign.cli.options import corpus_options, filter_options
 from xalign.cli.render import render_table
 
 __all__ = ["treebank_stats"]
@@ -11,42 +12,13 @@ __all__ = ["treebank_stats"]
 
 @click.command("treebank-stats")
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--labels",
-    "label_scheme",
-    type=click.Choice(["ud", "unimorph"]),
-    default="ud",
-    show_default=True,
-    help="UD features, or UniMorph tags via the ud-compatibility table.",
-)
+@corpus_options
 @click.option(
     "--unimorph-table",
     type=click.Path(exists=True, dir_okay=False),
     help="A UD-UniMorph.tsv to use instead of the ud-compatibility package's.",
 )
-@click.option(
-    "--split",
-    "split_mode",
-    type=click.Choice(["lemma", "own"]),
-    default="lemma",
-    show_default=True,
-    help="lemma: the reference's seeded lemma-disjoint 80/10/10 re-split; own: the files' own splits.",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the lemma split.")
-@click.option(
-    "--min-count",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="Words a value needs in each of train, dev and test.",
-)
-@click.option(
-    "--min-values",
-    type=click.IntRange(min=1),
-    default=2,
-    show_default=True,
-    help="Values an attribute needs after the filter.",
-)
+@filter_options
 @click.option("--attribute", "attributes", multiple=True, help="Only this attribute (repeatable).")
 @click.option("--all", "show_all", is_flag=True, help="Also list the values and attributes dropped.")
 def treebank_stats(
