@@ -33,6 +33,20 @@ __all__ = ["probe"]
 @click.option("--attribute", "attributes", multiple=True, help="Only this attribute (repeatable).")
 @filter_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent probe.")
+@click.option(
+    "--max-epochs",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Latent probe: epochs at most (the reference allowed 5000).",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Latent probe: epochs without improvement before stopping (the reference: 50).",
+)
 @click.option("--name", default="probe", show_default=True, help="Results group: results/NAME.")
 @click.option(
     "--scheduler",
@@ -53,6 +67,8 @@ def probe(
     min_count: int,
     min_values: int,
     seed: int,
+    max_epochs: int,
+    patience: int,
     name: str,
     scheduler: str,
     overwrite: bool,
@@ -80,6 +96,8 @@ def probe(
         min_count=min_count,
         min_values=min_values,
         seed=seed,
+        max_epochs=max_epochs,
+        patience=patience,
     )
     bar = tqdm(unit="slab", desc="probing", dynamic_ncols=True, disable=None)
     cells = {"done": 0, "skipped": 0}

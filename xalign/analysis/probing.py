@@ -44,6 +44,10 @@ class ProbeParams:
     min_count: int = 20
     min_values: int = 2
     seed: int = 0
+    max_epochs: int = 50
+    """Latent probe: epochs at most (the reference allowed 5000)."""
+    patience: int = 3
+    """Latent probe: epochs without improvement before early stopping (the reference: 50)."""
 
     def __post_init__(self) -> None:
         if self.probe not in ("latent", "gaussian"):
@@ -63,7 +67,7 @@ class ProbeParams:
             return GaussianProbe()
         from xalign.analysis.latent import LatentProbe
 
-        return LatentProbe(seed=self.seed)
+        return LatentProbe(seed=self.seed, max_epochs=self.max_epochs, patience=self.patience)
 
 
 def slab_labels(store: Store, language: str) -> xr.Dataset:
