@@ -72,7 +72,8 @@ class ProbeParams:
 
 def slab_labels(store: Store, language: str) -> xr.Dataset:
     """The per-word coordinates of a language (labels, split, subword counts), in memory."""
-    coords = store.dataset(language).drop_vars(list(store.dataset(language).data_vars))
+    ds = store.dataset(language)
+    coords = ds.drop_vars(list(ds.data_vars))
     return coords.drop_dims([d for d in coords.dims if d not in (dims.WORD, dims.STEP, dims.LAYER)])
 
 
