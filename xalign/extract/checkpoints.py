@@ -142,18 +142,16 @@ def load_checkpoint(
         If the model or revision does not exist, is not cached offline, or cannot be loaded.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # the CLI shows its own progress
     path, commit = _resolve(checkpoint)
+    tokenizer = _fast_tokenizer(path, checkpoint)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, compute_dtype))
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot load {checkpoint.label}: {exc}") from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise CheckpointError(f"{checkpoint.label}: xalign needs a fast tokenizer (for character offsets)")
     model.eval().to(device)
     return LoadedCheckpoint(
         checkpoint=checkpoint,
@@ -176,18 +174,29 @@ class ModelShape:
 
 def inspect_checkpoint(checkpoint: Checkpoint) -> tuple[Any, str, ModelShape]:
     """A checkpoint's tokenizer, tokenizer hash and shape, without loading its weights."""
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
     path, _ = _resolve(checkpoint)
+    tokenizer = _fast_tokenizer(path, checkpoint)
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot load {checkpoint.label}: {exc}") from exc
+    shape = ModelShape(hidden_states=int(config.num_hidden_layers) + 1, neurons=int(config.hidden_size))
+    return tokenizer, tokenizer_digest(tokenizer), shape
+
+
+def _fast_tokenizer(path: str, checkpoint: Checkpoint) -> Any:
+    """A checkpoint's tokenizer; a fast one, since words are aligned by character offsets."""
+    from transformers import AutoTokenizer
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot load {checkpoint.label}: {exc}") from exc
     if not getattr(tokenizer, "is_fast", False):
         raise CheckpointError(f"{checkpoint.label}: xalign needs a fast tokenizer (for character offsets)")
-    shape = ModelShape(hidden_states=int(config.num_hidden_layers) + 1, neurons=int(config.hidden_size))
-    return tokenizer, tokenizer_digest(tokenizer), shape
+    return tokenizer
 
 
 def tokenizer_digest(tokenizer: Any) -> str:

@@ -26,7 +26,7 @@ from xalign.extract.plan import loss_batches, needed_sentences, plan_batches
 from xalign.extract.sink import ChunkSink, ChunkWriter
 from xalign.extract.template import file_digest, prepare_store, provenance
 from xalign.parallel import check_scheduler, compute_tasks
-from xalign.store.layout import ACTIVATIONS, language_group
+from xalign.store.layout import ACTIVATIONS, LanguageMeta, language_group
 from xalign.store.location import StoreLocation
 from xalign.store.nodes import child_array, child_group
 from xalign.store.write import consolidate
@@ -353,11 +353,7 @@ def _sinks(
     """One sink per done-flag array, with the item pointer of each sentence."""
     per_sentence = np.arange(encoded.n_sentences + 1, dtype=np.int64)
     ptrs = {dims.WORD: encoded.word_ptr, dims.SENTENCE: per_sentence, dims.SUBWORD: encoded.token_ptr}
-    chunks = {
-        dims.WORD: "chunk_words",
-        dims.SENTENCE: "chunk_sentences",
-        dims.SUBWORD: "chunk_subwords",
-    }
+    meta = LanguageMeta.from_attrs(group.attrs.asdict())
     grouped: dict[str, dict[str, zarr.Array[Any]]] = {}
     done_of: dict[str, str] = {}
     for name, (along, done) in ACTIVATIONS.items():
@@ -372,7 +368,7 @@ def _sinks(
                 done=child_array(group, done_of[along]),
                 step_index=index,
                 size=int(ptrs[along][-1]),
-                chunk=int(str(group.attrs[chunks[along]])),
+                chunk=meta.chunk_size(along),
                 writer=writer,
             ),
             ptrs[along],

@@ -24,6 +24,7 @@ from xalign.store.schema import latest_version, load_schema
 
 __all__ = [
     "ACTIVATIONS",
+    "CHUNK_ATTRS",
     "LANGUAGES_GROUP",
     "PER_STEP",
     "PROVENANCE_ATTR",
@@ -68,6 +69,8 @@ ACTIVATIONS = {
 """Activation array -> (the dim it runs along, the array of its done flags)."""
 DONE_FLAGS = {dims.DONE: dims.WORD, dims.SENTENCE_DONE: dims.SENTENCE, dims.SUBWORD_DONE: dims.SUBWORD}
 """Done-flag array -> the dim whose chunks it tracks."""
+CHUNK_ATTRS = {dims.WORD: "chunk_words", dims.SENTENCE: "chunk_sentences", dims.SUBWORD: "chunk_subwords"}
+"""Dim an activation runs along -> the language attr giving its chunk length."""
 PER_STEP = (dims.REVISION, dims.COMMIT, dims.FINGERPRINT, dims.HELDOUT_LOSS)
 """Per-step coordinates written by the job of each step: one chunk per step."""
 _INTEGER_LABELS = {dims.SENTENCE_INDEX, dims.SUBWORDS, dims.SENTENCE_TOKENS, dims.SUBWORD_WORD}
@@ -106,11 +109,9 @@ class LanguageMeta:
     truncated_words: int = 0
 
     def chunk_size(self, dim: str) -> int:
-        size = {dims.WORD: self.chunk_words, dims.SENTENCE: self.chunk_sentences}.get(dim)
+        size: int | None = getattr(self, CHUNK_ATTRS[dim])
         if size is None:
-            if self.chunk_subwords is None:
-                raise KeyError(f"{self.language} keeps no subwords")
-            size = self.chunk_subwords
+            raise KeyError(f"{self.language} keeps no subwords")
         return size
 
     def to_attrs(self) -> dict[str, Any]:

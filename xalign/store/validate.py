@@ -15,7 +15,7 @@ import zarr.errors
 
 from xalign import dims
 from xalign.errors import StoreNotFoundError, StoreVersionError, Violation
-from xalign.store.layout import ACTIVATIONS, SCHEMA_ATTR, n_chunks
+from xalign.store.layout import ACTIVATIONS, CHUNK_ATTRS, SCHEMA_ATTR, n_chunks
 from xalign.store.location import StoreLocation, describe_location
 from xalign.store.schema import ArraySpec, AttrSpec, GroupSpec, StoreSchema, load_schema
 
@@ -194,23 +194,20 @@ def _cross_group_violations(groups: Mapping[str, zarr.Group]) -> Iterator[Violat
         yield from _chunk_violations(path, group)
 
 
-_CHUNK_ATTRS = {dims.WORD: "chunk_words", dims.SENTENCE: "chunk_sentences", dims.SUBWORD: "chunk_subwords"}
-
-
 def _chunk_violations(path: str, group: zarr.Group) -> Iterator[Violation]:
     """Activations are chunked as the group's chunk attrs say, with one done flag per chunk."""
     for name, (along, done_name) in ACTIVATIONS.items():
         array, done = group.get(name), group.get(done_name)
-        chunk = group.attrs.get(_CHUNK_ATTRS[along])
+        chunk = group.attrs.get(CHUNK_ATTRS[along])
         if not isinstance(array, zarr.Array) or array.ndim != 4 or not isinstance(chunk, int):
             continue
         if chunk < 1:
-            yield Violation(_join(path, f"@{_CHUNK_ATTRS[along]}"), f"must be positive, is {chunk}")
+            yield Violation(_join(path, f"@{CHUNK_ATTRS[along]}"), f"must be positive, is {chunk}")
             continue
         if array.chunks[2] != chunk:
             yield Violation(
                 _join(path, name),
-                f"chunks along {along} are {array.chunks[2]} but @{_CHUNK_ATTRS[along]} is {chunk}",
+                f"chunks along {along} are {array.chunks[2]} but @{CHUNK_ATTRS[along]} is {chunk}",
             )
         if isinstance(done, zarr.Array) and done.ndim == 2:
             expected = n_chunks(array.shape[2], chunk)
