@@ -72,6 +72,9 @@ class SyntheticSpec:
     chunk_words: int = 256
     dtype: str = "float16"
     words_per_sentence: int = 10
+    parallel: float = 0.0
+    """Weight of a vector per sentence shared by every language (sentence ``s<i>`` is one
+    sentence translated): above 0, parallel sentences are closer than mismatched ones."""
     seed: int = 0
 
 
@@ -102,6 +105,11 @@ def _language(spec: SyntheticSpec, language: str, rng: np.random.Generator) -> x
     words = _word_labels(spec, language, rng)
     shape = (len(spec.steps), len(spec.layers))
     hidden = rng.standard_normal((*shape, n, spec.neurons)).astype(np.float32)
+    if spec.parallel:
+        # Its own generator, shared by the languages, so the other draws stay as they were.
+        shared = np.random.default_rng([spec.seed, 1]).standard_normal((n, spec.neurons))
+        by_sentence = shared[np.asarray(words[dims.SENTENCE_INDEX])]
+        hidden += (spec.parallel * by_sentence).astype(np.float32)
     for signal in spec.signals:
         if language in signal.languages:
             _plant(hidden, signal, spec, np.asarray(words[signal.attribute], dtype=object))

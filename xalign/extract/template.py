@@ -22,6 +22,7 @@ from xalign.extract.checkpoints import Checkpoint, ModelShape
 from xalign.extract.config import ExtractConfig, config_differences
 from xalign.extract.encode import EncodedCorpus
 from xalign.extract.sink import ExtractionError
+from xalign.store.analyses import ANALYSES_GROUP
 from xalign.store.layout import (
     LANGUAGES_GROUP,
     PROVENANCE_ATTR,
@@ -282,6 +283,11 @@ def _grow(
             neurons=shape.neurons,
         )
         write_language(location, language, template, keep_bits=config.keep_bits)
+    if (new or added) and ANALYSES_GROUP in root:
+        # Analyses summarise the store as it was; new steps or languages leave them stale, and
+        # they are cheap to redo from the results (which are kept and grown).
+        logger.warning("removing the stored analyses (%s): the store grew; run them again", ANALYSES_GROUP)
+        del root[ANALYSES_GROUP]
     stored: dict[str, Any] = dict(cast(dict[str, Any], root.attrs.asdict()[PROVENANCE_ATTR]))
     stored["data_files"] = {**stored.get("data_files", {}), **prov["data_files"]}
     root.attrs[PROVENANCE_ATTR] = stored
