@@ -1,0 +1,155 @@
+"""Gather what a report shows from a store: checkpoint health and the stored analyses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from xalign import dims
+from xalign.analysis.correlation import transfer_cells
+from xalign.analysis.health import checkpoint_health, flagged_steps
+from xalign.analysis.jobs import TransferSource, load_transfer
+from xalign.analysis.overlap import summarize
+from xalign.analysis.stats import correlate
+from xalign.report import CorrelationView, ReportData
+from xalign.store.analyses import analysis_names, open_analysis
+from xalign.store.location import StoreLocation, describe_location
+from xalign.store.store import open_store
+
+__all__ = ["aligned_layer", "collect_report"]
+
+
+def collect_report(
+    location: StoreLocation,
+    *,
+    overlap_name: str | None = None,
+    similarity_name: str | None = None,
+    source: str = "en",
+    exclude_flagged: bool = False,
+    n_boot: int = 2000,
+) -> ReportData:
+    """The data of a report on the store at ``location``.
+
+    Uses the named overlap and similarity analyses, or the first stored ones, and pairs the
+    overlap with every stored transfer (built-in, and each task of imported scores) at the
+    most aligned layer (see :func:`aligned_layer`). Flagged checkpoints are always marked;
+    with ``exclude_flagged`` they are also left out of the correlations.
+    """
+    store = open_store(location)
+    health = checkpoint_health(store).compute()
+    flagged = flagged_steps(health)
+    excluded = flagged if exclude_flagged else []
+    notes = []
+    overlap = _analysis(location, "overlap", overlap_name)
+    summary = None
+    correlations: list[CorrelationView] = []
+    if overlap is not None:
+        overlap = overlap.compute()
+        summary = summarize(overlap).compute()
+        layer = aligned_layer(summary, flagged)
+        notes.append(
+            f"Scatter plots use layer {layer}: the layer with the highest mean overlap at the last "
+            "unflagged checkpoint."
+        )
+        languages = [str(v) for v in overlap[dims.LANGUAGE].values]
+        if source in languages:
+            for transfer in _transfers(location):
+                correlations.append(
+                    _view(
+                        overlap,
+                        transfer,
+                        load_transfer(location, transfer),
+                        source,
+                        layer,
+                        flagged,
+                        excluded,
+                        n_boot,
+                    )
+                )
+        elif _transfers(location):
+            notes.append(f"No correlation: the source language {source} has no overlap results.")
+    else:
+        notes.append("No overlap analysis in the store: run xalign probe and xalign overlap.")
+    similarity = _analysis(location, "similarity", similarity_name)
+    if exclude_flagged and flagged:
+        notes.append(f"Flagged checkpoints {flagged} are left out of the correlations.")
+    return ReportData(
+        title=Path(describe_location(location)).name,
+        model=str(store.provenance.get("model_id", "")),
+        health=health,
+        overlap=overlap,
+        summary=summary,
+        similarity=None if similarity is None else similarity.compute(),
+        correlations=correlations,
+        notes=notes,
+    )
+
+
+def aligned_layer(summary: xr.Dataset, flagged: list[int]) -> int:
+    """The layer with the highest mean overlap at the last checkpoint not flagged.
+
+    Chosen from the overlap alone, never from how well it correlates, so that the choice
+    cannot inflate a correlation.
+    """
+    ordered = summary.sortby(dims.STEP)
+    healthy = [int(s) for s in ordered[dims.STEP].values if int(s) not in flagged]
+    at = ordered["mean_overlap"].sel({dims.STEP: healthy[-1] if healthy else int(ordered[dims.STEP][-1])})
+    values = np.asarray(at.values, dtype=np.float64)
+    if not np.isfinite(values).any():
+        return int(at[dims.LAYER].values[-1])
+    return int(at[dims.LAYER].values[int(np.nanargmax(values))])
+
+
+def _analysis(location: StoreLocation, kind: str, name: str | None) -> xr.Dataset | None:
+    names = analysis_names(location, kind)  # type: ignore[arg-type]
+    if name is None:
+        if not names:
+            return None
+        name = names[0]
+    return open_analysis(location, kind, name)  # type: ignore[arg-type]
+
+
+def _transfers(location: StoreLocation) -> list[TransferSource]:
+    found = [TransferSource(name=name) for name in analysis_names(location, "transfer")]
+    for name in analysis_names(location, "transfer_scores"):
+        scores = open_analysis(location, "transfer_scores", name)
+        found += [TransferSource(name=name, task=str(task)) for task in scores[dims.TASK].values]
+    return found
+
+
+def _view(
+    overlap: xr.Dataset,
+    transfer: TransferSource,
+    scores: xr.DataArray,
+    source: str,
+    layer: int,
+    flagged: list[int],
+    excluded: list[int],
+    n_boot: int,
+) -> CorrelationView:
+    cells = transfer_cells(overlap, scores, source=source).sel({dims.LAYER: layer}).compute()
+    flat = cells.stack(cell=(dims.STEP, dims.LANGUAGE_OTHER))
+    x = np.asarray(flat["overlap"].values, dtype=np.float64)
+    y = np.asarray(flat["transfer"].values, dtype=np.float64)
+    steps = np.asarray(flat[dims.STEP].values, dtype=np.int64)
+    keep = np.isfinite(x) & np.isfinite(y)
+    is_flagged = np.isin(steps, flagged)
+    counted = keep & ~np.isin(steps, excluded)
+    stats = {
+        method: correlate(x[counted], y[counted], method=method, n_boot=n_boot)
+        for method in ("pearson", "spearman")
+    }
+    what = "accuracy of a linear classifier" if transfer.task is None else f"{transfer.task} score"
+    return CorrelationView(
+        title=f"Overlap with {source} vs transfer from {source} ({transfer.describe()}, layer {layer})",
+        x_label=f"overlap coefficient with {source} (mean over attributes)",
+        y_label=f"transfer from {source}: {what}",
+        x=x[keep],
+        y=y[keep],
+        point_step=steps[keep],
+        point_language=np.asarray(flat[dims.LANGUAGE_OTHER].values, dtype=object)[keep],
+        flagged=is_flagged[keep],
+        stats=stats,
+    )
