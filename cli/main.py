@@ -7,8 +7,10 @@ from typing import Any
 import click
 
 from xalign import __version__
+from xalign.cli.analysis_commands import correlate, health, overlap, similarity, transfer
 from xalign.cli.extract_commands import extract
 from xalign.cli.probe_commands import probe
+from xalign.cli.report_commands import demo, report
 from xalign.cli.store_commands import info, validate
 from xalign.cli.toy_commands import toy_checkpoints
 from xalign.cli.treebank_commands import treebank_stats
@@ -34,16 +36,27 @@ def cli() -> None:
 
     Build an activation store of every checkpoint over UD treebanks, query it with
     xarray, probe which neurons encode which morphosyntactic attribute per language,
-    and measure how those neurons overlap across languages.
+    measure how those neurons overlap across languages against chance, and relate that to
+    cross-lingual transfer. Start with `xalign demo`.
     """
 
 
-cli.add_command(toy_checkpoints)
-cli.add_command(extract)
-cli.add_command(probe)
-cli.add_command(info)
-cli.add_command(validate)
-cli.add_command(treebank_stats)
+for command in (
+    demo,
+    toy_checkpoints,
+    extract,
+    probe,
+    overlap,
+    transfer,
+    correlate,
+    similarity,
+    health,
+    report,
+    info,
+    validate,
+    treebank_stats,
+):
+    cli.add_command(command)
 
 
 def main() -> None:

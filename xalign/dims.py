@@ -70,5 +70,6 @@ LANGUAGE_OTHER: Final = "language_other"
 """The second language of a language pair."""
 TASK: Final = "task"
 """A downstream task of imported transfer scores (e.g. XNLI)."""
-METHOD: Final = "method"
-"""A correlation statistic (pearson, spearman)."""
+STATISTIC: Final = "statistic"
+"""A correlation statistic (pearson, spearman). Not "method": ``Dataset.sel(method=...)`` is
+xarray's own keyword, so a dim of that name could not be selected by keyword."""

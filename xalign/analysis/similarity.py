@@ -34,8 +34,9 @@ def cosine(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
     """Cosine similarity of ``a`` and ``b`` along ``neuron`` (lazy if they are)."""
     a, b = a.astype(np.float64), b.astype(np.float64)
     dot = (a * b).sum(dims.NEURON)
-    norms = np.sqrt((a * a).sum(dims.NEURON)) * np.sqrt((b * b).sum(dims.NEURON))
-    return dot / norms.where(norms > 0)
+    norms = ((a * a).sum(dims.NEURON) * (b * b).sum(dims.NEURON)) ** 0.5
+    similarity: xr.DataArray = dot / norms.where(norms > 0)
+    return similarity
 
 
 def parallel_similarity(
@@ -64,8 +65,8 @@ def parallel_similarity(
     languages = list(store.languages if languages is None else languages)
     ref = store.dataset(reference)
     ref_ids = {str(s): i for i, s in enumerate(ref[dims.SENTENCE_ID].values)}
-    rows = []
-    counts = []
+    rows: list[xr.Dataset | None] = []
+    counts: list[int] = []
     for language in languages:
         if language == reference:
             rows.append(None)

@@ -76,8 +76,9 @@ def open_analysis(location: StoreLocation, kind: AnalysisKind, name: str) -> xr.
         there = analysis_names(location, kind)
         hint = f"there are: {', '.join(there)}" if there else f"run xalign {kind.split('_')[0]} first"
         raise ResultsError(f"no {kind} analysis named {name!r} in the store; {hint}")
-    ds = xr.open_zarr(location, group=analysis_path(kind, name), consolidated=False)  # type: ignore[arg-type]
-    return ds.assign_coords(ds.coords.to_dataset().load().coords)
+    ds = xr.open_zarr(location, group=analysis_path(kind, name), consolidated=False)
+    loaded: xr.Dataset = ds.assign_coords(ds.coords.to_dataset().load().coords)
+    return loaded
 
 
 def write_analysis(

@@ -1,0 +1,214 @@
+"""The main job, end to end on the embedded data: ``xalign demo``.
+
+Trains a tiny multilingual BLOOM on the shipped PUD text and keeps checkpoints, extracts
+their hidden states over the same parallel sentences, probes which neurons encode each
+attribute in each language, measures how those neurons overlap across languages (against
+chance), how well a classifier transfers between languages, how the two correlate, how close
+parallel sentences are, and writes the report. Every stage reuses what an earlier run left,
+so a second run only redoes what is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xalign import dims
+from xalign.data import PUD_LANGUAGES
+
+__all__ = ["DemoConfig", "DemoOutcome", "run_demo"]
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DemoConfig:
+    """What the demo trains and analyses; the defaults fit in a few minutes on 2 CPU cores."""
+
+    steps: tuple[int, ...] = (0, 100, 200, 400, 600)
+    hidden_size: int = 128
+    n_layer: int = 4
+    languages: tuple[str, ...] = PUD_LANGUAGES
+    k: int = 10
+    """Neurons per top-k set (of ``hidden_size``)."""
+    source: str = "en"
+    """The language transfer and similarity start from."""
+    scheduler: str = "threads"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DemoOutcome:
+    store: Path
+    report: Path
+    """The report's index.html."""
+    headline: dict[str, Any] = field(default_factory=dict)
+
+
+def run_demo(
+    out: Path, config: DemoConfig, *, echo: Echo, progress: Callable[..., Any] | None = None
+) -> DemoOutcome:
+    """Run every stage into ``out``; ``echo`` receives one line per stage and the headline.
+
+    ``progress(total=..., desc=..., unit=...)`` may return a tqdm-like bar (``update``, ``close``).
+    """
+    from xalign.analysis.jobs import (
+        TransferSource,
+        run_correlation,
+        run_overlap,
+        run_similarity,
+        run_transfer,
+    )
+    from xalign.analysis.overlap import summarize
+    from xalign.analysis.probe_runner import run_probe_grid
+    from xalign.analysis.probing import ProbeParams
+    from xalign.analysis.transfer import TransferParams
+    from xalign.report import write_report
+    from xalign.report.collect import aligned_layer, collect_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    toy, store = out / "toy", out / "toy.zarr"
+    bars = _Bars(progress)
+
+    echo(f"[1/7] training a tiny BLOOM on the PUD text, checkpoints {list(config.steps)} -> {toy}")
+    manifest = _train(toy, config, bars)
+    losses = dict(manifest.losses)
+    echo("      training loss " + ", ".join(f"step {s}: {losses[s]:.2f}" for s in config.steps))
+
+    echo(f"[2/7] extracting hidden states over {len(config.languages)} languages -> {store}")
+    _extract(toy, store, config, bars)
+
+    echo(f"[3/7] probing (Gaussian probe, greedy top {config.k}) -> {store}/results/probe")
+    bar = bars.open("probing", "slab")
+    run_probe_grid(
+        store,
+        params=ProbeParams(probe="gaussian", k=config.k),
+        scheduler=config.scheduler,
+        on_slab=lambda _: bar.update(1),
+        on_plan=lambda total: bar.set_total(total),
+    )
+    bar.close()
+
+    echo("[4/7] overlap of the neuron sets across languages, against chance")
+    overlap = run_overlap(store, probe="probe")
+    echo("[5/7] zero-shot transfer of a linear classifier between languages")
+    bar = bars.open("transfer", "slab")
+    run_transfer(
+        store,
+        params=TransferParams(),
+        scheduler=config.scheduler,
+        on_slab=lambda _: bar.update(1),
+        on_plan=lambda total: bar.set_total(total),
+    )
+    bar.close()
+    echo(f"[6/7] correlation of overlap with transfer from {config.source}; parallel-sentence similarity")
+    correlation = run_correlation(
+        store, overlap_name="probe", transfer=TransferSource(name="linear"), source=config.source
+    )
+    run_similarity(store, reference=config.source)
+
+    echo("[7/7] writing the report")
+    data = collect_report(store, source=config.source)
+    paths = write_report(data, out / "report")
+    report = paths[-1]
+
+    summary = summarize(overlap.result).sortby(dims.STEP).compute()
+    flagged = [int(s) for s in data.health[dims.STEP].values[np.asarray(data.health["flagged"].values)]]
+    layer = aligned_layer(summary, flagged)
+    first, last = summary.isel({dims.STEP: 0}), summary.isel({dims.STEP: -1})
+    chance = float(overlap.result.attrs["parameters"]["chance"])
+    stats = correlation.result.sel({dims.LAYER: layer}).compute()
+    headline: dict[str, Any] = {
+        "chance": chance,
+        "layer": layer,
+        "first_step": int(first[dims.STEP]),
+        "last_step": int(last[dims.STEP]),
+        "overlap_first": float(first["mean_overlap"].sel({dims.LAYER: layer})),
+        "overlap_last": float(last["mean_overlap"].sel({dims.LAYER: layer})),
+        "pearson_r": float(stats["r"].sel({dims.STATISTIC: "pearson"})),
+        "pearson_ci": (
+            float(stats["ci_low"].sel({dims.STATISTIC: "pearson"})),
+            float(stats["ci_high"].sel({dims.STATISTIC: "pearson"})),
+        ),
+        "n_cells": int(stats["n_cells"]),
+        "flagged": flagged,
+    }
+    echo("")
+    echo(
+        f"mean overlap of the top-{config.k} neuron sets across language pairs, layer {layer}: "
+        f"{headline['overlap_first']:.3f} at step {headline['first_step']} -> "
+        f"{headline['overlap_last']:.3f} at step {headline['last_step']} "
+        f"(chance {chance:.3f}, {headline['overlap_last'] / chance:.1f}x chance)"
+    )
+    low, high = headline["pearson_ci"]
+    echo(
+        f"overlap vs transfer from {config.source}, layer {layer}: Pearson r = {headline['pearson_r']:.2f} "
+        f"[{low:.2f}, {high:.2f}] over {headline['n_cells']} (step, language) cells"
+    )
+    echo(f"flagged checkpoints: {flagged or 'none'}")
+    echo(f"report: {report}  (open it in a browser)")
+    return DemoOutcome(store=store, report=report, headline=headline)
+
+
+def _train(toy: Path, config: DemoConfig, bars: _Bars) -> Any:
+    from xalign.toy import ToyConfig, train_toy_checkpoints
+
+    toy_config = ToyConfig(
+        steps=config.steps, hidden_size=config.hidden_size, n_layer=config.n_layer, languages=config.languages
+    )
+    bar = bars.open("training", "step", total=config.steps[-1])
+    try:
+        return train_toy_checkpoints(toy, toy_config, on_step=lambda step, loss: bar.update(1))
+    finally:
+        bar.close()
+
+
+def _extract(toy: Path, store: Path, config: DemoConfig, bars: _Bars) -> None:
+    from xalign.data import pud_files
+    from xalign.extract import ExtractConfig, extract_store
+    from xalign.extract.checkpoints import from_directory
+
+    name, checkpoints = from_directory(toy)
+    bar = bars.open("extracting", "word")
+    try:
+        extract_store(
+            store,
+            checkpoints,
+            pud_files(list(config.languages)),
+            ExtractConfig(model_id=name),
+            progress=lambda words, _bytes: bar.update(words),
+            on_plan=lambda total: bar.set_total(total),
+        )
+    finally:
+        bar.close()
+
+
+class _Bars:
+    """Progress bars when the caller gives a factory, silent ones otherwise."""
+
+    def __init__(self, factory: Callable[..., Any] | None) -> None:
+        self.factory = factory
+
+    def open(self, desc: str, unit: str, total: int | None = None) -> _Bar:
+        return _Bar(None if self.factory is None else self.factory(total=total, desc=desc, unit=unit))
+
+
+class _Bar:
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def set_total(self, total: int) -> None:
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
