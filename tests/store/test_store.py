@@ -112,3 +112,17 @@ def test_a_store_travels_to_worker_processes(synthetic_dir: Path) -> None:
 
     remote = dask.delayed(plural_mean)(store).compute(scheduler="processes", num_workers=1)
     assert remote == pytest.approx(plural_mean(store))
+
+
+def test_dask_names_a_store_by_its_location_without_pickling_it(tmp_path: Path) -> None:
+    from dask.base import tokenize
+
+    from xalign.testing import SyntheticSpec, write_synthetic_store
+
+    a, b = str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr")
+    for location in (a, b):
+        write_synthetic_store(location, SyntheticSpec())
+    assert tokenize(open_store(a)) == tokenize(open_store(a))
+    assert tokenize(open_store(a)) != tokenize(open_store(b))
+    # A task's name must not come from the opened tree (slow on a real store's labels).
+    assert open_store(a).__dask_tokenize__() == ("xalign.Store", a, 1)
