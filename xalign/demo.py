@@ -74,16 +74,22 @@ def run_demo(
     bars = _Bars(progress)
 
     echo(f"[1/7] training a tiny BLOOM on the PUD text, checkpoints {list(config.steps)} -> {toy}")
-    manifest = _train(toy, config, bars)
+    manifest, trained = _train(toy, config, bars)
     losses = dict(manifest.losses)
-    echo("      training loss " + ", ".join(f"step {s}: {losses[s]:.2f}" for s in config.steps))
+    echo(
+        ("      " if trained else "      reused; ")
+        + "training loss "
+        + ", ".join(f"step {s}: {losses[s]:.2f}" for s in config.steps)
+    )
 
     echo(f"[2/7] extracting hidden states over {len(config.languages)} languages -> {store}")
-    _extract(toy, store, config, bars)
+    extracted = _extract(toy, store, config, bars)
+    if not extracted.steps:
+        echo(f"      reused; all {len(extracted.skipped)} checkpoints were extracted before")
 
     echo(f"[3/7] probing (Gaussian probe, greedy top {config.k}) -> {store}/results/probe")
     bar = bars.open("probing", "slab")
-    run_probe_grid(
+    probed = run_probe_grid(
         store,
         params=ProbeParams(probe="gaussian", k=config.k),
         scheduler=config.scheduler,
@@ -91,12 +97,15 @@ def run_demo(
         on_plan=lambda total: bar.set_total(total),
     )
     bar.close()
+    if not probed.slabs_run:
+        echo(f"      reused; all {probed.slabs_already_done} slabs were probed before")
 
     echo("[4/7] overlap of the neuron sets across languages, against chance")
     overlap = run_overlap(store, probe="probe")
+    _reused(overlap, echo)
     echo("[5/7] zero-shot transfer of a linear classifier between languages")
     bar = bars.open("transfer", "slab")
-    run_transfer(
+    transfer = run_transfer(
         store,
         params=TransferParams(),
         scheduler=config.scheduler,
@@ -104,11 +113,13 @@ def run_demo(
         on_plan=lambda total: bar.set_total(total),
     )
     bar.close()
+    _reused(transfer, echo)
     echo(f"[6/7] correlation of overlap with transfer from {config.source}; parallel-sentence similarity")
     correlation = run_correlation(
         store, overlap_name="probe", transfer=TransferSource(name="linear"), source=config.source
     )
-    run_similarity(store, reference=config.source)
+    _reused(correlation, echo)
+    _reused(run_similarity(store, reference=config.source), echo)
 
     echo("[7/7] writing the report")
     data = collect_report(store, source=config.source)
@@ -153,20 +164,32 @@ def run_demo(
     return DemoOutcome(store=store, report=report, headline=headline)
 
 
-def _train(toy: Path, config: DemoConfig, bars: _Bars) -> Any:
+def _reused(outcome: Any, echo: Echo) -> None:
+    if not outcome.written:
+        echo(f"      reused analyses/{outcome.kind}/{outcome.name} (same parameters)")
+
+
+def _train(toy: Path, config: DemoConfig, bars: _Bars) -> tuple[Any, bool]:
+    """The toy run's manifest, and whether any step was trained now (False: reused)."""
     from xalign.toy import ToyConfig, train_toy_checkpoints
 
     toy_config = ToyConfig(
         steps=config.steps, hidden_size=config.hidden_size, n_layer=config.n_layer, languages=config.languages
     )
     bar = bars.open("training", "step", total=config.steps[-1])
+    trained = [False]
+
+    def on_step(step: int, loss: float) -> None:
+        trained[0] = True
+        bar.update(1)
+
     try:
-        return train_toy_checkpoints(toy, toy_config, on_step=lambda step, loss: bar.update(1))
+        return train_toy_checkpoints(toy, toy_config, on_step=on_step), trained[0]
     finally:
         bar.close()
 
 
-def _extract(toy: Path, store: Path, config: DemoConfig, bars: _Bars) -> None:
+def _extract(toy: Path, store: Path, config: DemoConfig, bars: _Bars) -> Any:
     from xalign.data import pud_files
     from xalign.extract import ExtractConfig, extract_store
     from xalign.extract.checkpoints import from_directory
@@ -174,7 +197,7 @@ def _extract(toy: Path, store: Path, config: DemoConfig, bars: _Bars) -> None:
     name, checkpoints = from_directory(toy)
     bar = bars.open("extracting", "word")
     try:
-        extract_store(
+        return extract_store(
             store,
             checkpoints,
             pud_files(list(config.languages)),

@@ -138,3 +138,24 @@ def test_user_mistakes_are_one_line_errors(analysed: Path, tmp_path: Path) -> No
     assert result.exit_code == 1
     assert "scores.csv:3" in result.output
     assert "1234" in result.output
+
+
+def test_imported_scores_correlate_with_overlap(analysed: Path, tmp_path: Path) -> None:
+    _run("overlap", str(analysed))
+    scores = tmp_path / "xnli.csv"
+    rows = ["revision,language,task,score,model"]
+    for step in SPEC.steps:
+        rows.append(f"synthetic_step{step},fr,xnli,{0.5 + step / 10000},synthetic")
+        rows.append(f"synthetic_step{step},es,xnli,{0.4 - step / 20000},synthetic")
+        rows.append(f"synthetic_step{step},fr,xnli,0.1,other-model")
+    scores.write_text("\n".join(rows) + "\n")
+    out = _run("transfer", str(analysed), "--scores", str(scores), "--model", "synthetic").output
+    assert "xnli" in out
+    stored = xr.open_zarr(analysed, group="analyses/transfer_scores/xnli").load()
+    assert float(stored["score"].sel(task="xnli", step=2000, language="fr")) == pytest.approx(0.7)
+    assert np.isnan(float(stored["score"].sel(task="xnli", step=2000, language="en")))
+    _run("correlate", str(analysed), "--transfer", "xnli:xnli", "--n-boot", "200")
+    ds = xr.open_zarr(analysed, group="analyses/correlation/probe-xnli-xnli").load()
+    assert ds["n_cells"].values.tolist() == [6, 6]
+    assert (ds["r"].sel(statistic="pearson") > 0.5).all()
+    assert ds.attrs["parameters"]["transfer"] == "transfer_scores/xnli:xnli"
