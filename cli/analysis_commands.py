@@ -7,8 +7,16 @@ from typing import Any
 
 import click
 
+from xalign import dims
 from xalign.cli.options import filter_options
-from xalign.cli.render import render_table
+from xalign.cli.render import (
+    render_correlation,
+    render_health,
+    render_overlap,
+    render_scores,
+    render_similarity,
+    render_transfer,
+)
 
 __all__ = ["correlate", "health", "overlap", "similarity", "transfer"]
 
@@ -27,10 +35,6 @@ def _stored(outcome: Any) -> str:
     verb = "wrote" if outcome.written else "reused (same parameters)"
     excluded = f"; excluded flagged steps {list(outcome.excluded)}" if outcome.excluded else ""
     return f"{verb} analyses/{outcome.kind}/{outcome.name}{excluded}"
-
-
-def _fmt(value: float, digits: int = 3) -> str:
-    return "nan" if value != value else f"{value:.{digits}f}"
 
 
 @click.command()
@@ -59,21 +63,9 @@ def overlap(
     outcome = run_overlap(
         store, probe=probe, k=k, name=name, exclude_flagged=exclude_flagged, overwrite=overwrite
     )
-    summary = summarize(outcome.result).sortby("step").compute()
     chance = float(outcome.result.attrs["parameters"]["chance"])
-    rows = [
-        (
-            int(step),
-            int(layer),
-            _fmt(float(summary["mean_overlap"].sel(step=step, layer=layer))),
-            _fmt(float(summary["multiple_of_chance"].sel(step=step, layer=layer)), 2),
-            f"{100 * float(summary['significant'].sel(step=step, layer=layer)):.0f}%",
-        )
-        for step in summary["step"].values
-        for layer in summary["layer"].values
-    ]
     click.echo(f"mean overlap over language pairs and attributes (chance k/d = {chance:.3f}):")
-    click.echo(render_table(("step", "layer", "overlap", "x chance", "significant"), rows))
+    click.echo(render_overlap(summarize(outcome.result).compute()))
     click.echo(_stored(outcome))
 
 
@@ -135,12 +127,7 @@ def transfer(
         outcome = import_transfer_scores(
             store, scores, name=name, model=model, exclude_flagged=exclude_flagged, overwrite=overwrite
         )
-        score = outcome.result["score"]
-        counts = [
-            (str(task), int(score.sel(task=task).notnull().sum()), _fmt(float(score.sel(task=task).mean())))
-            for task in score["task"].values
-        ]
-        click.echo(render_table(("task", "scores", "mean"), counts))
+        click.echo(render_scores(outcome.result["score"]))
         click.echo(_stored(outcome))
         return
     params = TransferParams(
@@ -161,16 +148,9 @@ def transfer(
         )
     finally:
         bar.close()
-    result = outcome.result
-    last = result.sortby("step").isel(step=-1)
-    accuracy = last["accuracy"].mean(["layer", "attribute"]).compute()
-    header = ("source \\ target", *[str(v) for v in accuracy["language_other"].values])
-    rows: list[tuple[str, ...]] = [
-        (str(src), *[_fmt(float(v), 2) for v in accuracy.sel(language=src).values])
-        for src in accuracy["language"].values
-    ]
-    click.echo(f"accuracy at step {int(last['step'])}, mean over layers and attributes:")
-    click.echo(render_table(header, rows))
+    last = outcome.result.sortby(dims.STEP).isel({dims.STEP: -1})
+    click.echo(f"accuracy at step {int(last[dims.STEP])}, mean over layers and attributes:")
+    click.echo(render_transfer(last["accuracy"].mean([dims.LAYER, dims.ATTRIBUTE]).compute()))
     click.echo(_stored(outcome))
 
 
@@ -230,19 +210,7 @@ def correlate(
         seed=seed,
         overwrite=overwrite,
     )
-    result = outcome.result.compute()
-    rows = []
-    for layer in result["layer"].values:
-        cells = result.sel(layer=layer)
-        row: list[object] = [int(layer), int(cells["n_cells"])]
-        for statistic in result["statistic"].values:
-            stat = cells.sel(statistic=str(statistic))
-            low, high = _fmt(float(stat["ci_low"]), 2), _fmt(float(stat["ci_high"]), 2)
-            row.append(f"{_fmt(float(stat['r']), 2)} [{low}, {high}] p={float(stat['p_value']):.2g}")
-        rows.append(row)
-    click.echo(
-        render_table(("layer", "cells", *[f"{m} r [95% CI]" for m in result["statistic"].values]), rows)
-    )
+    click.echo(render_correlation(outcome.result.compute()))
     click.echo(_stored(outcome))
 
 
@@ -261,27 +229,18 @@ def similarity(store: str, reference: str, name: str, exclude_flagged: bool, ove
 
     Mean-pooled and last-token sentence vectors, each against its baseline: the same mean
     over mismatched pairs. Needs parallel treebanks, such as the shipped PUD sample.
+
+    \b
+    Example:
+      xalign similarity runs/demo/toy.zarr --reference en
     """
     from xalign.analysis.jobs import run_similarity
 
     outcome = run_similarity(
         store, reference=reference, name=name, exclude_flagged=exclude_flagged, overwrite=overwrite
     )
-    result = outcome.result.sortby("step").mean("layer").compute()
-    languages = [str(v) for v in result["language"].values if str(v) != reference]
-    rows = [
-        (
-            int(step),
-            *[
-                f"{_fmt(float(result['mean_cosine'].sel(step=step, language=lang)), 2)}"
-                f" ({_fmt(float(result['mean_baseline'].sel(step=step, language=lang)), 2)})"
-                for lang in languages
-            ],
-        )
-        for step in result["step"].values
-    ]
     click.echo(f"mean-pooled cosine with {reference}, mean over layers (mismatched-pair baseline):")
-    click.echo(render_table(("step", *languages), rows))
+    click.echo(render_similarity(outcome.result.mean(dims.LAYER).compute(), reference))
     click.echo(_stored(outcome))
 
 
@@ -295,21 +254,20 @@ def similarity(store: str, reference: str, name: str, exclude_flagged: bool, ove
     help="Nats above the worse neighbour's held-out loss that make a checkpoint anomalous.",
 )
 def health(store: str, loss_tolerance: float) -> None:
-    """Flag checkpoints whose weights duplicate another's or whose held-out loss is anomalous."""
+    """Flag checkpoints whose weights duplicate another's or whose held-out loss is anomalous.
+
+    Duplicates come from the weight fingerprints extraction records; a held-out loss is
+    anomalous when it exceeds the worse of its step-order neighbours' by more than
+    --loss-tolerance nats (the first checkpoint is not judged). Analyses take
+    --exclude-flagged to leave flagged checkpoints out.
+
+    \b
+    Example:
+      xalign health runs/bloom-560m.zarr
+    """
     from xalign.analysis.health import checkpoint_health
     from xalign.store.store import open_store
 
-    result = checkpoint_health(open_store(store), loss_tolerance=loss_tolerance).sortby("step")
-    mean_loss = result["heldout_loss"].mean("language")
-    rows = [
-        (
-            int(step),
-            _fmt(float(mean_loss.sel(step=step)), 2),
-            _fmt(float(result["loss_excess"].sel(step=step)), 2),
-            str(result["reason"].sel(step=step).item()) or "ok",
-        )
-        for step in result["step"].values
-    ]
-    click.echo(render_table(("step", "held-out loss", "above neighbours", "verdict"), rows))
-    flagged = int(result["flagged"].sum())
-    click.echo(f"{flagged} of {result.sizes['step']} checkpoint(s) flagged")
+    result = checkpoint_health(open_store(store), loss_tolerance=loss_tolerance)
+    click.echo(render_health(result))
+    click.echo(f"{int(result['flagged'].sum())} of {result.sizes[dims.STEP]} checkpoint(s) flagged")

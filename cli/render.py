@@ -5,9 +5,22 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import xarray as xr
+
+from xalign import dims
 from xalign.store.info import StoreSummary
 
-__all__ = ["format_bytes", "render_summary", "render_table"]
+__all__ = [
+    "format_bytes",
+    "render_correlation",
+    "render_health",
+    "render_overlap",
+    "render_scores",
+    "render_similarity",
+    "render_summary",
+    "render_table",
+    "render_transfer",
+]
 
 
 def format_bytes(n: int) -> str:
@@ -106,3 +119,96 @@ def render_summary(location: str, summary: StoreSummary) -> str:
         out += ["", "data files (sha256)"]
         out += [f"  {str(digest)[:16]}  {name}" for name, digest in data_files.items()]
     return "\n".join(out)
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def render_overlap(summary: xr.Dataset) -> str:
+    """Mean overlap per (step, layer), its multiple of chance and the share significant."""
+    summary = summary.sortby(dims.STEP)
+    rows = []
+    for step in summary[dims.STEP].values:
+        for layer in summary[dims.LAYER].values:
+            cell = summary.sel({dims.STEP: step, dims.LAYER: layer})
+            rows.append(
+                (
+                    int(step),
+                    int(layer),
+                    _fmt(float(cell["mean_overlap"])),
+                    _fmt(float(cell["multiple_of_chance"]), 2),
+                    f"{100 * float(cell['significant']):.0f}%",
+                )
+            )
+    return render_table(("step", "layer", "overlap", "x chance", "significant"), rows)
+
+
+def render_scores(score: xr.DataArray) -> str:
+    """Imported transfer scores: how many per task, and their mean."""
+    rows = []
+    for task in score[dims.TASK].values:
+        values = score.sel({dims.TASK: task})
+        rows.append((str(task), int(values.notnull().sum()), _fmt(float(values.mean()))))
+    return render_table(("task", "scores", "mean"), rows)
+
+
+def render_transfer(accuracy: xr.DataArray) -> str:
+    """A (language, language_other) accuracy matrix: source rows, target columns."""
+    header = ("source \\ target", *[str(v) for v in accuracy[dims.LANGUAGE_OTHER].values])
+    rows = [
+        (str(source), *[_fmt(float(v), 2) for v in accuracy.sel({dims.LANGUAGE: source}).values])
+        for source in accuracy[dims.LANGUAGE].values
+    ]
+    return render_table(header, rows)
+
+
+def render_correlation(result: xr.Dataset) -> str:
+    """Per layer: cells used, and each statistic's r [CI] and p."""
+    statistics = [str(s) for s in result[dims.STATISTIC].values]
+    rows = []
+    for layer in result[dims.LAYER].values:
+        cells = result.sel({dims.LAYER: layer})
+        row: list[object] = [int(layer), int(cells["n_cells"])]
+        for statistic in statistics:
+            stat = cells.sel({dims.STATISTIC: statistic})
+            low, high = _fmt(float(stat["ci_low"]), 2), _fmt(float(stat["ci_high"]), 2)
+            row.append(f"{_fmt(float(stat['r']), 2)} [{low}, {high}] p={float(stat['p_value']):.2g}")
+        rows.append(row)
+    return render_table(("layer", "cells", *[f"{s} r [95% CI]" for s in statistics]), rows)
+
+
+def render_similarity(result: xr.Dataset, reference: str) -> str:
+    """Mean-pooled cosine with the reference per step and language (baseline in brackets)."""
+    result = result.sortby(dims.STEP)
+    languages = [str(v) for v in result[dims.LANGUAGE].values if str(v) != reference]
+    rows = []
+    for step in result[dims.STEP].values:
+        at = result.sel({dims.STEP: step})
+        rows.append(
+            (
+                int(step),
+                *[
+                    f"{_fmt(float(at['mean_cosine'].sel({dims.LANGUAGE: lang})), 2)}"
+                    f" ({_fmt(float(at['mean_baseline'].sel({dims.LANGUAGE: lang})), 2)})"
+                    for lang in languages
+                ],
+            )
+        )
+    return render_table(("step", *languages), rows)
+
+
+def render_health(health: xr.Dataset) -> str:
+    """Per checkpoint: mean held-out loss, nats above its neighbours, and the verdict."""
+    health = health.sortby(dims.STEP)
+    mean_loss = health[dims.HELDOUT_LOSS].mean(dims.LANGUAGE)
+    rows = [
+        (
+            int(step),
+            _fmt(float(mean_loss.sel({dims.STEP: step})), 2),
+            _fmt(float(health["loss_excess"].sel({dims.STEP: step})), 2),
+            str(health["reason"].sel({dims.STEP: step}).item()) or "ok",
+        )
+        for step in health[dims.STEP].values
+    ]
+    return render_table(("step", "held-out loss", "above neighbours", "verdict"), rows)

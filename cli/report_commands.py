@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from xalign.data import PUD_LANGUAGES
+
 __all__ = ["demo", "report"]
 
 
@@ -40,6 +42,10 @@ def report(
     Overlap vs step against chance, language x language overlap, overlap vs transfer with r
     and its confidence interval, parallel-sentence similarity and held-out loss per
     checkpoint; flagged checkpoints are marked everywhere.
+
+    \b
+    Example:
+      xalign report runs/demo/toy.zarr --out runs/demo/report --exclude-flagged
     """
     from xalign.report import write_report
     from xalign.report.collect import collect_report
@@ -69,10 +75,20 @@ def _steps(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.command()
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"))
 @click.option("--steps", callback=_steps, help="Checkpoints to train and keep.  [default: 0,100,200,400,600]")
-@click.option("--hidden-size", type=click.IntRange(min=8), default=128, show_default=True)
+@click.option(
+    "--hidden-size",
+    type=click.IntRange(min=8),
+    default=128,
+    show_default=True,
+    help="Width of the toy BLOOM.",
+)
 @click.option("--layers", type=click.IntRange(min=1), default=4, show_default=True, help="Blocks of the toy.")
 @click.option(
-    "--language", "languages", multiple=True, help="Embedded PUD language (repeatable). Default: all 8."
+    "--language",
+    "languages",
+    type=click.Choice(PUD_LANGUAGES),
+    multiple=True,
+    help="Embedded PUD language (repeatable; include en, the source). Default: all 8.",
 )
 @click.option("--k", type=click.IntRange(min=1), default=10, show_default=True, help="Neurons per top-k set.")
 @click.option(
@@ -94,6 +110,11 @@ def demo(
     overlap across languages against chance, zero-shot transfer, their correlation and
     parallel-sentence similarity; then writes OUT/report/index.html. A few minutes on two
     CPU cores; a second run reuses every finished stage.
+
+    \b
+    Examples:
+      xalign demo
+      xalign demo runs/small --steps 0,50,100 --language en --language fr --language es
     """
     from typing import Any
 
@@ -105,6 +126,10 @@ def demo(
     if steps:
         chosen["steps"] = steps
     if languages:
+        if "en" not in languages:
+            raise click.BadParameter(
+                "include en: transfer and similarity start from it", param_hint="--language"
+            )
         chosen["languages"] = languages
 
     def bar(**kwargs: Any) -> Any:

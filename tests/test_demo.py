@@ -46,3 +46,10 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path: Path) -> None:
     assert "were probed before" in second.output
     for kind in ("overlap/probe", "transfer/linear", "correlation/probe-linear", "similarity/parallel"):
         assert f"reused analyses/{kind}" in second.output
+
+
+def test_demo_refuses_languages_without_the_source_before_doing_anything(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["demo", str(tmp_path / "d"), "--language", "fr", "--language", "es"])
+    assert result.exit_code == 2
+    assert "include en" in result.output
+    assert not (tmp_path / "d").exists()

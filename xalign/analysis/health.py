@@ -32,7 +32,9 @@ def checkpoint_health(store: Store, *, loss_tolerance: float = DEFAULT_LOSS_TOLE
         for language in store.languages
     ]
     heldout = (
-        xr.concat(losses, dim=dims.LANGUAGE).transpose(dims.STEP, dims.LANGUAGE)
+        xr.concat(losses, dim=dims.LANGUAGE, coords="minimal", compat="override").transpose(
+            dims.STEP, dims.LANGUAGE
+        )
         if losses
         else xr.DataArray(
             np.empty((len(store.steps), 0)),

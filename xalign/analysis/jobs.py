@@ -22,7 +22,13 @@ from xalign.analysis.correlation import correlate_cells, transfer_cells
 from xalign.analysis.health import checkpoint_health, flagged_steps
 from xalign.analysis.overlap import overlap
 from xalign.analysis.similarity import parallel_similarity
-from xalign.analysis.transfer import TransferParams, transfer_attributes, transfer_slab
+from xalign.analysis.transfer import (
+    PAIR_DIMS,
+    TransferParams,
+    pair_coords,
+    transfer_attributes,
+    transfer_slab,
+)
 from xalign.analysis.transfer_scores import read_transfer_scores
 from xalign.parallel import check_scheduler, compute_tasks
 from xalign.store.analyses import AnalysisKind, open_analysis, stored_parameters, write_analysis
@@ -41,9 +47,6 @@ __all__ = [
     "run_similarity",
     "run_transfer",
 ]
-
-PAIR_ORDER = (dims.STEP, dims.LAYER, dims.ATTRIBUTE, dims.LANGUAGE, dims.LANGUAGE_OTHER)
-"""Axis order of pairwise analyses on disk (the schema's)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -121,7 +124,7 @@ def run_overlap(
     if not 1 <= k <= selection:
         raise ResultsError(f"k must be between 1 and the selection size {selection}, got {k}")
     n_neurons = int(store.dataset(store.languages[0]).sizes[dims.NEURON])
-    pairs = overlap(results["selected_neuron"], k=k, n_neurons=n_neurons).transpose(*PAIR_ORDER)
+    pairs = overlap(results["selected_neuron"], k=k, n_neurons=n_neurons).transpose(*PAIR_DIMS)
     parameters = {"probe": probe, "k": k, "n_neurons": n_neurons, "chance": k / n_neurons}
     return _write(
         location, "overlap", name or probe, _mask_steps(pairs, excluded), parameters, excluded, overwrite
@@ -209,14 +212,8 @@ def _assemble_transfer(
         for name, array in arrays.items():
             array[steps.index(step), layers.index(layer)] = out[name]
     return xr.Dataset(
-        {name: (PAIR_ORDER, array) for name, array in arrays.items()},
-        coords={
-            dims.STEP: np.asarray(steps, dtype=np.int64),
-            dims.LAYER: np.asarray(layers, dtype=np.int64),
-            dims.ATTRIBUTE: np.asarray(attributes, dtype=object),
-            dims.LANGUAGE: np.asarray(languages, dtype=object),
-            dims.LANGUAGE_OTHER: np.asarray(languages, dtype=object),
-        },
+        {name: (PAIR_DIMS, array) for name, array in arrays.items()},
+        coords=pair_coords(steps, layers, attributes, languages),
     )
 
 

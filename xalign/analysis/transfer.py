@@ -27,14 +27,19 @@ from xalign.analysis.probing import slab_labels
 from xalign.store.store import Store
 
 __all__ = [
+    "PAIR_DIMS",
     "TRANSFER_VARIABLES",
     "ShrinkageLDA",
     "TransferParams",
     "linear_classifier",
+    "pair_coords",
     "transfer_attributes",
     "transfer_grid",
     "transfer_slab",
 ]
+
+PAIR_DIMS = (dims.STEP, dims.LAYER, dims.ATTRIBUTE, dims.LANGUAGE, dims.LANGUAGE_OTHER)
+"""Axis order of pairwise results (transfer here; overlap is stored in the same order)."""
 
 TRANSFER_VARIABLES = ("accuracy", "baseline", "n_test")
 """The variables of a transfer result, each over (attribute, language, language_other)."""
@@ -307,19 +312,25 @@ def transfer_grid(
             for name, example in template.items():
                 piece = da.from_delayed(task[name], shape=example.shape, dtype=example.dtype)
                 blocks[name][-1].append(piece[None, None])
-    variable_dims = (dims.STEP, dims.LAYER, dims.ATTRIBUTE, dims.LANGUAGE, dims.LANGUAGE_OTHER)
     variables = {
-        name: (variable_dims, da.concatenate([da.concatenate(row, axis=1) for row in blocks[name]], axis=0))
+        name: (PAIR_DIMS, da.concatenate([da.concatenate(row, axis=1) for row in blocks[name]], axis=0))
         for name in template
     }
     return xr.Dataset(
         variables,
-        coords={
-            dims.STEP: np.asarray(steps, dtype=np.int64),
-            dims.LAYER: np.asarray(layers, dtype=np.int64),
-            dims.ATTRIBUTE: np.asarray(attributes, dtype=object),
-            dims.LANGUAGE: np.asarray(languages, dtype=object),
-            dims.LANGUAGE_OTHER: np.asarray(languages, dtype=object),
-        },
+        coords=pair_coords(steps, layers, attributes, languages),
         attrs={"parameters": params.to_dict()},
     )
+
+
+def pair_coords(
+    steps: Sequence[int], layers: Sequence[int], attributes: Sequence[str], languages: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """The coordinates of a (step, layer, attribute, language, language_other) result."""
+    return {
+        dims.STEP: np.asarray(steps, dtype=np.int64),
+        dims.LAYER: np.asarray(layers, dtype=np.int64),
+        dims.ATTRIBUTE: np.asarray(attributes, dtype=object),
+        dims.LANGUAGE: np.asarray(languages, dtype=object),
+        dims.LANGUAGE_OTHER: np.asarray(languages, dtype=object),
+    }

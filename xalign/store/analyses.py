@@ -19,7 +19,7 @@ import zarr
 import zarr.errors
 
 from xalign.store.location import StoreLocation
-from xalign.store.results import ResultsError
+from xalign.store.results import ResultsError, describe_differences
 from xalign.store.write import consolidate
 
 __all__ = [
@@ -104,13 +104,8 @@ def write_analysis(
     if stored is not None and not overwrite:
         if stored == wanted:
             return False
-        differences = ", ".join(
-            f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}"
-            for key in sorted(set(stored) | set(wanted))
-            if stored.get(key) != wanted.get(key)
-        )
         raise ResultsError(
-            f"analyses/{kind}/{name} exists with other parameters ({differences}); "
+            f"analyses/{kind}/{name} exists with other parameters ({describe_differences(stored, wanted)}); "
             "use another --name, or --overwrite to replace it"
         )
     computed = result.compute()

@@ -22,7 +22,14 @@ from xalign.store.layout import RESULTS_GROUP
 from xalign.store.location import StoreLocation
 from xalign.store.nodes import child_array
 
-__all__ = ["ResultsError", "open_results", "prepare_results", "results_path", "write_region"]
+__all__ = [
+    "ResultsError",
+    "describe_differences",
+    "open_results",
+    "prepare_results",
+    "results_path",
+    "write_region",
+]
 
 
 class ResultsError(XalignError, ValueError):
@@ -105,13 +112,8 @@ def _check_same(group: zarr.Group, template: xr.Dataset, name: str) -> None:
     stored = dict(cast(dict[str, Any], group.attrs.get("parameters") or {}))
     wanted: dict[str, Any] = dict(template.attrs["parameters"])
     if stored != wanted:
-        differences = ", ".join(
-            f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}"
-            for key in sorted(set(stored) | set(wanted))
-            if stored.get(key) != wanted.get(key)
-        )
         raise ResultsError(
-            f"results/{name} exists with other parameters ({differences}); "
+            f"results/{name} exists with other parameters ({describe_differences(stored, wanted)}); "
             "use another --name, or --overwrite to replace it"
         )
     for coord in map(str, template.coords):
@@ -124,6 +126,15 @@ def _check_same(group: zarr.Group, template: xr.Dataset, name: str) -> None:
                     f"results/{name} covers other {coord}s than this store and run have now; "
                     "use another --name, or --overwrite"
                 )
+
+
+def describe_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
+    """``key: old -> new`` for each parameter that differs."""
+    return ", ".join(
+        f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}"
+        for key in sorted(set(stored) | set(wanted))
+        if stored.get(key) != wanted.get(key)
+    )
 
 
 def write_region(group: zarr.Group, index: tuple[int, ...], values: Mapping[str, np.ndarray]) -> None:
