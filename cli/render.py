@@ -114,6 +114,8 @@ def render_summary(location: str, summary: StoreSummary) -> str:
             f"  {name}: {result['done'] + result['skipped']}/{result['cells']} cells "
             f"({result['done']} probed, {result['skipped']} skipped by the filters; {params})"
         )
+    out += ["", "analyses" + ("" if summary.analyses else "   none yet")]
+    out += [f"  {kind}: {', '.join(names)}" for kind, names in summary.analyses.items()]
     data_files = prov.get("data_files") or {}
     if isinstance(data_files, dict) and data_files:
         out += ["", "data files (sha256)"]

@@ -122,6 +122,9 @@ def test_analysed_store_stays_valid_and_opens_whole(analysed: Path) -> None:
     tree = xr.open_datatree(analysed, engine="zarr", chunks={})
     assert tree["analyses/overlap/probe"].to_dataset().sizes[dims.STEP] == len(SPEC.steps)
     assert open_store(str(analysed)).steps.tolist() == list(SPEC.steps)
+    info = _run("info", str(analysed)).output
+    assert "  overlap: probe" in info
+    assert "  similarity: parallel" in info
 
 
 def test_user_mistakes_are_one_line_errors(analysed: Path, tmp_path: Path) -> None:

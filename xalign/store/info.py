@@ -10,6 +10,7 @@ import numpy as np
 import zarr
 
 from xalign import dims
+from xalign.store.analyses import KINDS, analysis_names
 from xalign.store.layout import RESULTS_GROUP, language_group
 from xalign.store.store import Store
 from xalign.store.validate import open_root
@@ -50,6 +51,8 @@ class StoreSummary:
     languages: tuple[LanguageSummary, ...]
     results: dict[str, dict[str, Any]]
     """Results group -> cells, done, skipped and parameters."""
+    analyses: dict[str, list[str]]
+    """Analysis kind -> names of the stored analyses of that kind."""
     provenance: dict[str, Any]
     bytes_stored: int
 
@@ -91,6 +94,7 @@ def summarize(store: Store) -> StoreSummary:
         steps=steps,
         languages=languages,
         results=results,
+        analyses={kind: names for kind in KINDS if (names := analysis_names(store.location, kind))},
         provenance=store.provenance,
         bytes_stored=_bytes_stored(root),
     )
