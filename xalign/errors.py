@@ -6,8 +6,13 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xalign.store.integrity import ChunkFault
 
 
 class XalignError(Exception):
@@ -64,3 +69,34 @@ class StoreValidationError(XalignError, ValueError):
         self.violations = violations
         lines = "\n".join(f"  - {v}" for v in violations)
         super().__init__(f"{location} is not a valid xalign store ({len(violations)} problem(s)):\n{lines}")
+
+
+class CorruptChunkError(XalignError, ValueError):
+    """Chunks of a store whose bytes are damaged (a failed CRC32C checksum, undecodable data).
+
+    Parameters
+    ----------
+    location
+        The store.
+    faults
+        Each damaged chunk: its array, chunk index and what is wrong
+        (:class:`xalign.store.integrity.ChunkFault`).
+    context
+        What was being read, e.g. ``probing step 1000, layer 12, fr``.
+    """
+
+    def __init__(self, location: str, faults: Sequence[ChunkFault], context: str = "") -> None:
+        self.location = location
+        self.faults = tuple(faults)
+        self.context = context
+        lines = "\n".join(f"  - {fault}" for fault in self.faults)
+        while_ = f" (while {context})" if context else ""
+        super().__init__(
+            f"{location}: {len(self.faults)} corrupt chunk(s){while_}:\n{lines}\n"
+            f"The bytes on disk are damaged. Restore the store from a copy, or extract it again; "
+            f"`xalign validate --checksums {location}` lists every damaged chunk."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable with its fields, so that it crosses from Dask workers intact.
+        return (type(self), (self.location, self.faults, self.context))

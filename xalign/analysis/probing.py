@@ -17,6 +17,8 @@ import xarray as xr
 from xalign import dims
 from xalign.analysis.cells import CellData, kept_values, split_cells
 from xalign.analysis.selection import METRICS, select_neurons
+from xalign.store.integrity import corrupt_chunk_error
+from xalign.store.layout import language_group
 from xalign.store.store import Store
 
 __all__ = ["CELL_VARIABLES", "RANK_VARIABLES", "ProbeParams", "probe_grid", "probe_slab", "slab_labels"]
@@ -94,8 +96,7 @@ def probe_slab(
     )
     out = _empty(len(attributes), params.k)
     if kept:
-        # Synchronously: this already runs inside a Dask task.
-        hidden = store.activations(language, step=step, layer=layer).compute(scheduler="sync").values
+        hidden = _read_slab(store, step, layer, language)
         cells = split_cells(hidden, labels, kept)
     else:
         cells = {}
@@ -109,6 +110,28 @@ def probe_slab(
         else:
             _probe_cell(cells[attribute], params, out, i)
     return out
+
+
+def _read_slab(store: Store, step: int, layer: int, language: str) -> np.ndarray:
+    """The (word, neuron) activations of a slab; a damaged chunk is named, not a bare checksum error."""
+    try:
+        # Synchronously: this already runs inside a Dask task.
+        slab = store.activations(language, step=step, layer=layer).compute(scheduler="sync")
+        return np.asarray(slab.values)
+    except (ValueError, RuntimeError) as error:
+        corrupt = corrupt_chunk_error(
+            store.location,
+            f"{language_group(language)}/{dims.HIDDEN}",
+            error,
+            select={
+                0: int(np.flatnonzero(store.steps == step)[0]),
+                1: int(np.flatnonzero(store.layers == layer)[0]),
+            },
+            context=f"probing step {step}, layer {layer}, {language}",
+        )
+        if corrupt is None:
+            raise
+        raise corrupt from error
 
 
 def _empty(n_attributes: int, k: int) -> dict[str, np.ndarray]:

@@ -8,8 +8,11 @@ extraction skips every chunk already done.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +25,13 @@ from xalign.extract.checkpoints import Checkpoint, CheckpointError, inspect_chec
 from xalign.extract.config import ExtractConfig
 from xalign.extract.encode import EncodedCorpus, encode_corpus
 from xalign.extract.forward import run_batch
+from xalign.extract.lock import store_lock
 from xalign.extract.plan import loss_batches, needed_sentences, plan_batches
-from xalign.extract.sink import ChunkSink, ChunkWriter
-from xalign.extract.template import file_digest, prepare_store, provenance
+from xalign.extract.sink import DISK_FULL, ChunkSink, ChunkWriter, ExtractionError, disk_full_error
+from xalign.extract.template import StorePlan, file_digest, prepare_store, provenance
 from xalign.parallel import check_scheduler, compute_tasks
-from xalign.store.layout import ACTIVATIONS, LanguageMeta, language_group
-from xalign.store.location import StoreLocation
+from xalign.store.layout import ACTIVATIONS, LANGUAGES_GROUP, LanguageMeta, language_group
+from xalign.store.location import StoreLocation, describe_location
 from xalign.store.nodes import child_array, child_group
 from xalign.store.write import consolidate
 from xalign.treebank.corpus import Corpus, load_corpora
@@ -101,7 +105,9 @@ def extract(
     Raises
     ------
     ExtractionError, CheckpointError, TreebankError
-        With a message saying what to fix.
+        With a message saying what to fix: among them a full disk (free space and rerun to
+        resume) and :class:`~xalign.extract.lock.StoreLockedError` when another process is
+        extracting into the same store.
     """
     if scheduler is not None:
         check_scheduler(scheduler)
@@ -110,6 +116,44 @@ def extract(
         raise CheckpointError("no checkpoints given")
     if len(set(steps)) != len(steps):
         raise CheckpointError(f"steps repeat: {sorted(steps)}")
+    with store_lock(location), _disk_errors(location):
+        return _extract(
+            location,
+            checkpoints,
+            treebanks,
+            config,
+            device=device,
+            scheduler=scheduler,
+            overwrite=overwrite,
+            progress=progress,
+            on_plan=on_plan,
+        )
+
+
+@contextlib.contextmanager
+def _disk_errors(location: StoreLocation) -> Iterator[None]:
+    """A full disk met anywhere (the template, records, metadata) is a clear, resumable error."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno in DISK_FULL:
+            raise disk_full_error(describe_location(location), error) from error
+        raise
+
+
+def _extract(
+    location: StoreLocation,
+    checkpoints: Sequence[Checkpoint],
+    treebanks: Sequence[str | Path],
+    config: ExtractConfig,
+    *,
+    device: str,
+    scheduler: str | None,
+    overwrite: bool,
+    progress: Progress | None,
+    on_plan: Callable[[int], None] | None,
+) -> ExtractReport:
+    steps = [c.step for c in checkpoints]
     files = [str(Path(f)) for f in treebanks]
     corpora = load_corpora(files, options=config.corpus)
     tokenizer, tokenizer_hash, shape = inspect_checkpoint(checkpoints[0])
@@ -123,7 +167,7 @@ def extract(
         tokenizer_hash=tokenizer_hash,
         data_files={Path(f).name: file_digest(f) for f in files},
     )
-    plan = prepare_store(
+    plan = _prepare(
         location,
         config=config,
         checkpoints=checkpoints,
@@ -167,6 +211,106 @@ def extract(
         new_languages=plan.new_languages,
         words_to_do=words_to_do,
     )
+
+
+def _prepare(location: StoreLocation, *, overwrite: bool, **arguments: Any) -> StorePlan:
+    """:func:`prepare_store`, undone on the next run if this process dies in the middle.
+
+    Writing the template (new store, new steps, new languages) takes many small writes; a
+    kill or a full disk in between would leave groups that look complete but are not. So a
+    note beside the store (``<store>.prepare.json``) says what is being prepared, and is
+    removed once it is; a rerun that finds it first undoes the half-done preparation.
+    """
+    note = _note_path(location)
+    if note is None:
+        return prepare_store(location, overwrite=overwrite, **arguments)
+    if note.exists():
+        overwrite = _undo_preparation(location, note) or overwrite
+    state = _store_state(location, overwrite)
+    temporary = note.with_name(note.name + ".partial")
+    try:
+        temporary.write_text(json.dumps(state), encoding="utf-8")
+        temporary.replace(note)
+    finally:
+        temporary.unlink(missing_ok=True)
+    plan = prepare_store(location, overwrite=overwrite, **arguments)
+    note.unlink()
+    return plan
+
+
+def _note_path(location: StoreLocation) -> Path | None:
+    if not isinstance(location, str | os.PathLike):
+        return None
+    path = Path(location).absolute()
+    return path.with_name(path.name + ".prepare.json")
+
+
+def _store_state(location: StoreLocation, overwrite: bool) -> dict[str, Any]:
+    """What a preparation starts from: enough to undo it."""
+    path = Path(str(location))
+    existed = path.exists()
+    root = None if overwrite else _open_root(location)
+    if root is None:
+        return {"created": True, "existed": existed, "overwrite": overwrite}
+    step = root.get(dims.STEP)
+    languages = root.get(LANGUAGES_GROUP)
+    return {
+        "created": False,
+        "steps": step.shape[0] if isinstance(step, zarr.Array) else None,
+        "languages": sorted(languages.group_keys()) if isinstance(languages, zarr.Group) else [],
+    }
+
+
+def _open_root(location: StoreLocation) -> zarr.Group | None:
+    try:
+        return zarr.open_group(location, mode="r+", use_consolidated=False)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):
+        return None
+
+
+def _undo_preparation(location: StoreLocation, note: Path) -> bool:
+    """Undo what an interrupted preparation may have done; True if the store must be made anew."""
+    try:
+        state = json.loads(note.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        state = None
+    if not isinstance(state, dict):
+        raise ExtractionError(
+            f"{note} is damaged: it should say how far a previous extraction prepared {location}; "
+            "delete it and rerun with --overwrite to start over"
+        )
+    root = _open_root(location)
+    if state.get("created"):
+        if state.get("existed") and not state.get("overwrite"):
+            if root is not None:
+                raise ExtractionError(
+                    f"a previous extraction stopped while creating a store in {location}, a directory "
+                    "that held other files before; it is left as it is: rerun with --overwrite to start over"
+                )
+            note.unlink()  # it wrote nothing there
+            return False
+        logger.warning("a previous extraction stopped while creating %s: starting it over", location)
+        note.unlink()
+        return True
+    if root is not None:
+        logger.warning("a previous extraction stopped while growing %s: undoing that first", location)
+        _shrink_to(root, state.get("steps"), set(state.get("languages") or ()))
+    note.unlink()
+    return False
+
+
+def _shrink_to(root: zarr.Group, steps: int | None, languages: set[str]) -> None:
+    """Drop language groups added since, and cut arrays along ``step`` back to ``steps``."""
+    group = root.get(LANGUAGES_GROUP)
+    if isinstance(group, zarr.Group):
+        for language in sorted(set(group.group_keys()) - languages):
+            del group[language]
+    if steps is None:
+        return
+    for _, node in root.members(max_depth=None):
+        names = tuple(getattr(node.metadata, "dimension_names", None) or ())
+        if isinstance(node, zarr.Array) and names[:1] == (dims.STEP,) and node.shape[0] > steps:
+            node.resize((steps, *node.shape[1:]))
 
 
 def _words_to_do(root: zarr.Group, language: str, index: int) -> int:

@@ -10,11 +10,13 @@ so a kill loses at most the chunks in flight, and a rerun redoes exactly those.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,7 @@ import zarr
 
 from xalign.errors import XalignError
 
-__all__ = ["ChunkSink", "ChunkWriter", "ExtractionError"]
+__all__ = ["ChunkSink", "ChunkWriter", "ExtractionError", "disk_full_error", "write_errors"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,14 +71,40 @@ class ChunkWriter:
         if self._error is None:
             return
         error = self._error
-        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-            raise ExtractionError(
-                "out of disk space while writing the store; free some space and rerun the same "
-                "command: it resumes where it stopped"
-            ) from error
+        if isinstance(error, OSError) and error.errno in DISK_FULL:
+            raise disk_full_error("the store", error) from error
         if isinstance(error, XalignError):
             raise error
         raise ExtractionError(f"writing the store failed: {error}") from error
+
+
+DISK_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+"""The errnos of a full disk (or an exhausted quota)."""
+
+
+def disk_full_error(what: str, error: OSError) -> ExtractionError:
+    """The clear error for a full disk met while writing ``what``."""
+    return ExtractionError(
+        f"disk full while writing {what}: out of disk space ({error.strerror or error}); free some space "
+        "and rerun the same command to resume: every chunk finished so far is kept"
+    )
+
+
+@contextlib.contextmanager
+def write_errors(array: zarr.Array[Any], what: str) -> Iterator[None]:
+    """Turn an OSError met writing ``array`` into an ExtractionError naming it and ``what``."""
+    try:
+        yield
+    except OSError as error:
+        where = f"{_array_location(array)} ({what})"
+        if error.errno in DISK_FULL:
+            raise disk_full_error(where, error) from error
+        raise ExtractionError(f"cannot write {where}: {error.strerror or error}") from error
+
+
+def _array_location(array: zarr.Array[Any]) -> str:
+    root = getattr(array.store, "root", None)
+    return str(Path(root) / array.path) if isinstance(root, str | Path) else array.path
 
 
 class ChunkSink:
@@ -170,13 +198,16 @@ class ChunkSink:
         def write() -> None:
             for name, buffer in buffers.items():
                 array = self.arrays[name]
-                if array.ndim == 2:
-                    array[step, lo:hi] = buffer
-                else:
-                    array[step, :, lo:hi, :] = buffer
+                with write_errors(array, f"items {lo}..{hi - 1} at step index {step}"):
+                    if array.ndim == 2:
+                        array[step, lo:hi] = buffer
+                    else:
+                        array[step, :, lo:hi, :] = buffer
                 self.writer.bytes_written += buffer.nbytes
-            # The flag last: a chunk is done only once all of its data is on disk.
-            self.done_array[step, index] = True
+            # The flag last: a chunk is done only once all of its data is on disk (a failed
+            # write above raises before it, so the chunk stays to do).
+            with write_errors(self.done_array, f"the done flag of chunk {index} at step index {step}"):
+                self.done_array[step, index] = True
 
         self.done[index] = True
         self.writer.submit(write)

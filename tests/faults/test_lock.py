@@ -1,0 +1,119 @@
+"""Two extractions on one store: the second is refused at once, naming the store and the pid
+of the one that holds it, and touches nothing; the lock dies with its holder, SIGKILL included,
+so that rerunning the command resumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import zarr
+
+from tests.faults.conftest import CLI, CLI_OPTIONS, Reference, small_config
+from xalign.extract import Checkpoint, ExtractionError, extract_store
+from xalign.extract.lock import StoreLockedError, lock_path, store_lock
+from xalign.testing import assert_stores_equal
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+import xalign.extract.run as run
+from xalign.extract import ExtractConfig, extract_store, from_directory
+
+store, toy, ready, *files = sys.argv[1:]
+original = run.extract_step
+
+def paused(*args, **kwargs):
+    # The store is prepared and locked: say so, then wait to be killed.
+    Path(ready).touch()
+    while True:
+        time.sleep(1)
+
+run.extract_step = paused
+_, checkpoints = from_directory(toy)
+config = ExtractConfig(model_id="xalign/toy-bloom", chunk_words=64, batch_size=4)
+extract_store(store, checkpoints, files, config)
+"""
+
+
+def _snapshot(store: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in store.rglob("*") if p.is_file()}
+
+
+def test_a_second_extract_is_refused_while_the_first_runs_and_resumes_once_it_is_killed(
+    tmp_path: Path, toy_dir: Path, treebanks: list[Path], checkpoints: list[Checkpoint], reference: Reference
+) -> None:
+    store, ready = tmp_path / "s.zarr", tmp_path / "ready"
+    files = [str(path) for path in treebanks]
+    log = tmp_path / "holder.log"
+    with log.open("wb") as output:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(_HOLDER), str(store), str(toy_dir), str(ready), *files],
+            stdout=output,
+            stderr=output,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert holder.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the first extraction never got going"
+            time.sleep(0.02)
+        before = _snapshot(store)
+        second = subprocess.run(
+            [sys.executable, "-c", CLI, "extract", str(store), "--checkpoints", str(toy_dir)]
+            + [arg for path in files for arg in ("--treebank", path)]
+            + list(CLI_OPTIONS),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert second.returncode == 1, second.stderr
+        assert "Traceback" not in second.stderr
+        assert (
+            f"Error: {store} is in use: another extraction holds it (xalign extract pid {holder.pid} on "
+            in second.stderr
+        )
+        assert f"lock file {lock_path(store)}" in second.stderr
+        assert _snapshot(store) == before  # refused before touching anything
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert lock_path(store).exists()  # left by the killed holder, but no longer locked
+    extract_store(str(store), checkpoints, treebanks, small_config())
+    assert_stores_equal(reference.path, store)
+    assert not lock_path(store).exists()
+
+
+def test_the_lock_is_refused_to_a_second_holder_until_released(
+    tmp_path: Path, checkpoints: list[Checkpoint], treebanks: list[Path]
+) -> None:
+    store = tmp_path / "s.zarr"
+    with store_lock(store) as held:
+        assert held == tmp_path / "s.zarr.lock"
+        assert f"xalign extract pid {os.getpid()}" in held.read_text()
+        with pytest.raises(
+            StoreLockedError, match=rf"is in use: another extraction holds it .*pid {os.getpid()}"
+        ):
+            extract_store(str(store), checkpoints, treebanks, small_config())
+        assert not store.exists()
+    assert not held.exists()
+    with store_lock(store):  # free again
+        pass
+
+
+def test_memory_stores_take_no_lock_and_a_lock_that_cannot_be_made_is_clear(tmp_path: Path) -> None:
+    with store_lock(zarr.storage.MemoryStore()) as held:
+        assert held is None
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with (
+        pytest.raises(ExtractionError, match=r"cannot create a store at .*lock file"),
+        store_lock(blocker / "s.zarr"),
+    ):
+        pass
