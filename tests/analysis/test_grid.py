@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from xalign import dims, open_store
 from xalign.analysis.probe_runner import run_probe_grid
-from xalign.analysis.probing import ProbeParams, probe_grid
+from xalign.analysis.probing import ProbeParams, grid_template, probe_grid
 from xalign.store.results import ResultsError
 from xalign.testing import (
     PlantedSignal,
@@ -92,6 +92,26 @@ def test_the_grid_is_lazy_until_computed(store_dir: str) -> None:
     assert lazy.selected_neuron.dims == (dims.STEP, dims.LAYER, dims.LANGUAGE, dims.ATTRIBUTE, dims.RANK)
     values = lazy.compute()
     assert set(values.selected_neuron.sel(language="en", attribute="Number").values[0, 0, :2]) == {3, 7}
+
+
+def test_the_template_has_the_grids_layout_and_a_graph_that_does_not_grow(store_dir: str) -> None:
+    store = open_store(store_dir)
+    grid = probe_grid(store, params=GAUSSIAN)
+    template = grid_template(store, params=GAUSSIAN)
+    assert template.attrs == grid.attrs
+    assert list(template.data_vars) == list(grid.data_vars)
+    for name, variable in grid.data_vars.items():
+        assert (template[name].dims, template[name].shape, template[name].dtype) == (
+            variable.dims,
+            variable.shape,
+            variable.dtype,
+        )
+    for coord in grid.coords:
+        assert template[coord].equals(grid[coord])
+    # One chunk per variable whatever the number of slabs; the grid has one task per slab.
+    assert all(variable.data.npartitions == 1 for variable in template.data_vars.values())
+    assert len(template.__dask_graph__()) <= len(template.data_vars)
+    assert len(grid.__dask_graph__()) > 2 * 2 * 3 * len(grid.data_vars)
 
 
 def test_rerun_skips_and_other_parameters_are_refused(store_dir: str) -> None:

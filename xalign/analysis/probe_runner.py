@@ -1,9 +1,11 @@
 """Run the probing grid into a store's results group, resumably, on any Dask scheduler.
 
-:func:`probe_grid` gives the lazy results; this driver writes them where they belong: it
-creates ``results/<name>`` once, then runs one task per (step, layer, language) slab still to
-do. Each task reads its slab, probes every attribute and writes its own chunks and status,
-so the client never holds data and a rerun after an interruption does only what is missing.
+:func:`~xalign.analysis.probing.probe_grid` gives the lazy results; this driver writes them
+where they belong: it creates ``results/<name>`` once (from
+:func:`~xalign.analysis.probing.grid_template`, which has no tasks), then runs one task per
+(step, layer, language) slab still to do. Each task reads its slab, probes every attribute
+and writes its own chunks and status, so the client never holds data and a rerun after an
+interruption does only what is missing.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import zarr
 
 from xalign import dims
-from xalign.analysis.probing import ProbeParams, grid_attributes, probe_grid, probe_slab
+from xalign.analysis.probing import ProbeParams, grid_attributes, grid_template, probe_slab
 from xalign.parallel import check_scheduler, compute_tasks
 from xalign.store.location import StoreLocation
 from xalign.store.nodes import child_array
@@ -78,8 +80,9 @@ def run_probe_grid(
             )
     # The results span the store's steps, layers and languages, so that they align with the
     # store's own coordinates (xarray's DataTree requires it); a selection only decides
-    # which slabs this run fills.
-    lazy = probe_grid(store, params=params, attributes=attributes)
+    # which slabs this run fills. The template has no tasks: the slabs' tasks are made below
+    # for the slabs still to do, so the driver's memory does not grow with the grid.
+    lazy = grid_template(store, params=params, attributes=attributes)
     wanted = {
         dims.STEP: set(store.steps.tolist() if steps is None else steps),
         dims.LAYER: set(store.layers.tolist() if layers is None else layers),

@@ -17,11 +17,17 @@ import xarray as xr
 from xalign import dims
 from xalign.analysis.cells import CellData, kept_values, split_cells
 from xalign.analysis.selection import METRICS, select_neurons
-from xalign.store.integrity import corrupt_chunk_error
-from xalign.store.layout import language_group
 from xalign.store.store import Store
 
-__all__ = ["CELL_VARIABLES", "RANK_VARIABLES", "ProbeParams", "probe_grid", "probe_slab", "slab_labels"]
+__all__ = [
+    "CELL_VARIABLES",
+    "RANK_VARIABLES",
+    "ProbeParams",
+    "grid_template",
+    "probe_grid",
+    "probe_slab",
+    "slab_labels",
+]
 
 ProbeKind = Literal["latent", "gaussian"]
 
@@ -96,7 +102,9 @@ def probe_slab(
     )
     out = _empty(len(attributes), params.k)
     if kept:
-        hidden = _read_slab(store, step, layer, language)
+        hidden = store.slab(
+            language, step=step, layer=layer, context=f"probing step {step}, layer {layer}, {language}"
+        )
         cells = split_cells(hidden, labels, kept)
     else:
         cells = {}
@@ -110,28 +118,6 @@ def probe_slab(
         else:
             _probe_cell(cells[attribute], params, out, i)
     return out
-
-
-def _read_slab(store: Store, step: int, layer: int, language: str) -> np.ndarray:
-    """The (word, neuron) activations of a slab; a damaged chunk is named, not a bare checksum error."""
-    try:
-        # Synchronously: this already runs inside a Dask task.
-        slab = store.activations(language, step=step, layer=layer).compute(scheduler="sync")
-        return np.asarray(slab.values)
-    except (ValueError, RuntimeError) as error:
-        corrupt = corrupt_chunk_error(
-            store.location,
-            f"{language_group(language)}/{dims.HIDDEN}",
-            error,
-            select={
-                0: int(np.flatnonzero(store.steps == step)[0]),
-                1: int(np.flatnonzero(store.layers == layer)[0]),
-            },
-            context=f"probing step {step}, layer {layer}, {language}",
-        )
-        if corrupt is None:
-            raise
-        raise corrupt from error
 
 
 def _empty(n_attributes: int, k: int) -> dict[str, np.ndarray]:
@@ -181,53 +167,93 @@ def probe_grid(
 ) -> xr.Dataset:
     """The probing results of every selected cell, as a lazy Dataset (one task per slab).
 
-    Nothing is read or computed until the caller computes (or writes) the result.
+    Nothing is read or computed until the caller computes (or writes) the result. The graph
+    holds a task and a piece of every variable per slab; to lay out where results go without
+    it, see :func:`grid_template`.
     """
     import dask.array as da
     from dask.delayed import delayed
 
-    steps = list(store.steps) if steps is None else list(steps)
-    layers = list(store.layers) if layers is None else list(layers)
-    languages = list(store.languages) if languages is None else list(languages)
-    attributes = list(grid_attributes(store, languages, params)) if attributes is None else list(attributes)
-    k, n_attr = params.k, len(attributes)
-    template = _empty(n_attr, k)
+    coords = _grid_coords(store, params, steps, layers, languages, attributes)
+    attributes = list(coords[dims.ATTRIBUTE])
+    template = _empty(len(attributes), params.k)
     blocks: dict[str, list[list[list[Any]]]] = {name: [] for name in template}
-    for step in steps:
+    for step in coords[dims.STEP]:
         for name in blocks:
             blocks[name].append([])
-        for layer in layers:
+        for layer in coords[dims.LAYER]:
             for name in blocks:
                 blocks[name][-1].append([])
-            for language in languages:
+            for language in coords[dims.LANGUAGE]:
                 task = delayed(probe_slab, pure=True)(
-                    store, int(step), int(layer), language, attributes, params
+                    store, int(step), int(layer), str(language), attributes, params
                 )
                 for name, example in template.items():
                     piece = da.from_delayed(task[name], shape=example.shape, dtype=example.dtype)
                     blocks[name][-1][-1].append(piece[None, None, None])
-    variables = {}
-    for name, example in template.items():
-        data = da.concatenate(
+    variables = {
+        name: da.concatenate(
             [
                 da.concatenate([da.concatenate(per_layer, axis=2) for per_layer in per_step], axis=1)
                 for per_step in blocks[name]
             ],
             axis=0,
         )
-        variable_dims = (dims.STEP, dims.LAYER, dims.LANGUAGE, dims.ATTRIBUTE, dims.RANK)[: 3 + example.ndim]
-        variables[name] = (variable_dims, data)
-    return xr.Dataset(
-        variables,
-        coords={
-            dims.STEP: np.asarray(steps, dtype=np.int64),
-            dims.LAYER: np.asarray(layers, dtype=np.int64),
-            dims.LANGUAGE: np.asarray(languages, dtype=object),
-            dims.ATTRIBUTE: np.asarray(attributes, dtype=object),
-            dims.RANK: np.arange(k),
-        },
-        attrs={"parameters": params.to_dict()},
-    )
+        for name in template
+    }
+    return _grid_dataset(variables, coords, params)
+
+
+def grid_template(
+    store: Store, *, params: ProbeParams, attributes: Sequence[str] | None = None
+) -> xr.Dataset:
+    """The variables, coordinates and parameters of :func:`probe_grid`'s result, with no tasks.
+
+    Each variable is one lazy chunk of zeros, so the template costs the same for ten slabs or
+    a hundred thousand: what a driver needs to lay out a results group (see
+    :func:`xalign.analysis.probe_runner.run_probe_grid`) without building the grid's graph.
+    """
+    import dask.array as da
+
+    coords = _grid_coords(store, params, None, None, None, attributes)
+    outer = tuple(len(coords[d]) for d in (dims.STEP, dims.LAYER, dims.LANGUAGE))
+    variables = {
+        name: da.zeros(outer + example.shape, dtype=example.dtype, chunks=-1)
+        for name, example in _empty(len(coords[dims.ATTRIBUTE]), params.k).items()
+    }
+    return _grid_dataset(variables, coords, params)
+
+
+def _grid_coords(
+    store: Store,
+    params: ProbeParams,
+    steps: Sequence[int] | None,
+    layers: Sequence[int] | None,
+    languages: Sequence[str] | None,
+    attributes: Sequence[str] | None,
+) -> dict[str, np.ndarray]:
+    """The grid's coordinates: the store's (or the chosen) steps, layers and languages."""
+    languages = list(store.languages) if languages is None else list(languages)
+    if attributes is None:
+        attributes = grid_attributes(store, languages, params)
+    return {
+        dims.STEP: np.asarray(list(store.steps) if steps is None else list(steps), dtype=np.int64),
+        dims.LAYER: np.asarray(list(store.layers) if layers is None else list(layers), dtype=np.int64),
+        dims.LANGUAGE: np.asarray(languages, dtype=object),
+        dims.ATTRIBUTE: np.asarray(list(attributes), dtype=object),
+        dims.RANK: np.arange(params.k),
+    }
+
+
+def _grid_dataset(
+    variables: dict[str, Any], coords: dict[str, np.ndarray], params: ProbeParams
+) -> xr.Dataset:
+    """Name the dims of the grid's variables (per rank or per cell) and attach coords and parameters."""
+    named = {}
+    for name, data in variables.items():
+        variable_dims = (dims.STEP, dims.LAYER, dims.LANGUAGE, dims.ATTRIBUTE, dims.RANK)[: data.ndim]
+        named[name] = (variable_dims, data)
+    return xr.Dataset(named, coords=coords, attrs={"parameters": params.to_dict()})
 
 
 def grid_attributes(store: Store, languages: Sequence[str], params: ProbeParams) -> tuple[str, ...]:
