@@ -63,6 +63,23 @@ def test_probing_a_corrupt_chunk_names_the_array_and_the_chunk(store: Path) -> N
     assert report.slabs_run == 1
 
 
+def test_transfer_and_direct_reads_name_the_chunk_too(store: Path) -> None:
+    from xalign import open_store
+    from xalign.analysis.transfer import TransferParams, transfer_slab
+
+    opened = open_store(str(store))
+    clean = opened.slab("fr", step=0, layer=1)
+    expected = opened.activations("fr", step=0, layer=1).transpose("word", "neuron").values
+    assert clean.shape == (opened.dataset("fr").sizes["word"], SPEC.neurons)
+    assert (clean == expected).all()
+    _flip_bytes(store / HIDDEN_KEY)
+    with pytest.raises(CorruptChunkError, match="while transfer at step 1000, layer 1") as caught:
+        transfer_slab(opened, 1000, 1, ["en", "fr"], ["Number"], TransferParams(min_count=5))
+    assert [f.key for f in caught.value.faults] == [HIDDEN_KEY]
+    with pytest.raises(CorruptChunkError, match="while reading step 1000, layer 1 of fr"):
+        opened.slab("fr", step=1000, layer=1)
+
+
 def test_the_probe_command_says_so_in_one_line(store: Path) -> None:
     _flip_bytes(store / HIDDEN_KEY)
     result = CliRunner().invoke(

@@ -214,9 +214,11 @@ def transfer_slab(
     hidden: dict[str, np.ndarray] = {}
     for language in languages:
         if any(a in labels[language] for a in wanted):
-            # Synchronously: this already runs inside a Dask task. Read once, converted once.
-            slab = store.activations(language, step=step, layer=layer).compute(scheduler="sync")
-            hidden[language] = np.asarray(slab.transpose(dims.WORD, dims.NEURON).values, dtype=np.float64)
+            # Read once, converted once.
+            slab = store.slab(
+                language, step=step, layer=layer, context=f"transfer at step {step}, layer {layer}"
+            )
+            hidden[language] = slab.astype(np.float64)
     tests = {language: _test_rows(hidden[language], labels[language]) for language in hidden}
     for i, attribute in enumerate(attributes):
         for s, source in enumerate(languages):

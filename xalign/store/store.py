@@ -13,6 +13,7 @@ import xarray as xr
 
 from xalign import dims
 from xalign.errors import StoreValidationError
+from xalign.store.integrity import corrupt_chunk_error
 from xalign.store.layout import LANGUAGES_GROUP, PROVENANCE_ATTR, language_group
 from xalign.store.location import StoreLocation, describe_location
 from xalign.store.query import LabelFilter, select
@@ -154,6 +155,36 @@ class Store:
         """
         selected = select(self.dataset(language), step=step, layer=layer, split=split, where=where)
         return selected[dims.HIDDEN]
+
+    def slab(self, language: str, *, step: int, layer: int, context: str = "") -> np.ndarray:
+        """The (word, neuron) hidden states of one (step, layer) of ``language``, read now.
+
+        Read synchronously (it is meant for the inside of a Dask task: one task, one slab).
+
+        Raises
+        ------
+        CorruptChunkError
+            If a chunk of the slab fails its checksum or does not decode: names the array,
+            each damaged chunk and its file (``context`` says what was being done), where
+            zarr's own error names neither.
+        """
+        try:
+            hidden = self.activations(language, step=step, layer=layer).compute(scheduler="sync")
+            return np.asarray(hidden.transpose(dims.WORD, dims.NEURON).values)
+        except (ValueError, RuntimeError) as error:
+            corrupt = corrupt_chunk_error(
+                self.location,
+                f"{language_group(language)}/{dims.HIDDEN}",
+                error,
+                select={
+                    0: int(np.flatnonzero(self.steps == step)[0]),
+                    1: int(np.flatnonzero(self.layers == layer)[0]),
+                },
+                context=context or f"reading step {step}, layer {layer} of {language}",
+            )
+            if corrupt is None:
+                raise
+            raise corrupt from error
 
     def _node(self, language: str) -> xr.DataTree:
         if language not in self.languages:
