@@ -187,12 +187,24 @@ def run_transfer(
     if on_plan is not None:
         on_plan(len(slabs))
     tasks = [
-        delayed(transfer_slab, pure=True)(store, step, layer, languages, attributes, params)
+        delayed(_transfer_task, pure=True)(location, step, layer, languages, attributes, params)
         for step, layer in slabs
     ]
     outputs = compute_tasks(tasks, scheduler=scheduler, on_done=on_slab)
     result = _assemble_transfer(store, languages, attributes, dict(zip(slabs, outputs, strict=True)))
     return _write(location, "transfer", name, result, parameters, excluded, overwrite)
+
+
+def _transfer_task(
+    location: StoreLocation,
+    step: int,
+    layer: int,
+    languages: list[str],
+    attributes: list[str],
+    params: TransferParams,
+) -> dict[str, np.ndarray]:
+    """One task: :func:`transfer_slab` on a store opened here (see the probe runner's ``_run_slab``)."""
+    return transfer_slab(open_store(location), step, layer, languages, attributes, params)
 
 
 def _assemble_transfer(

@@ -25,7 +25,7 @@ from xalign.parallel import check_scheduler, compute_tasks
 from xalign.store.location import StoreLocation
 from xalign.store.nodes import child_array
 from xalign.store.results import ResultsError, prepare_results, results_path, write_region
-from xalign.store.store import Store, open_store
+from xalign.store.store import open_store
 from xalign.store.write import consolidate
 
 __all__ = ["GridReport", "run_probe_grid"]
@@ -123,7 +123,9 @@ def run_probe_grid(
     from dask.delayed import delayed
 
     tasks = [
-        delayed(_run_slab, pure=False)(store, name, index, step, layer, language, attribute_list, params)
+        delayed(_run_slab, pure=False)(
+            store.location, name, index, step, layer, language, attribute_list, params
+        )
         for index, step, layer, language in todo
     ]
     summaries = compute_tasks(tasks, scheduler=scheduler, on_done=on_slab)
@@ -138,7 +140,7 @@ def run_probe_grid(
 
 
 def _run_slab(
-    store: Store,
+    location: StoreLocation,
     name: str,
     index: tuple[int, int, int],
     step: int,
@@ -147,9 +149,14 @@ def _run_slab(
     attributes: list[str],
     params: ProbeParams,
 ) -> dict[str, int]:
-    """One task: probe a slab, write its chunks (status last, so a kill leaves it to redo)."""
-    out = probe_slab(store, step, layer, language, attributes, params)
-    group = zarr.open_group(store.location, path=results_path(name), mode="r+", use_consolidated=False)
+    """One task: probe a slab, write its chunks (status last, so a kill leaves it to redo).
+
+    The task opens the store itself: a task given an opened :class:`Store` would carry all
+    its labels, and a Dask worker keeps the specs of its recent tasks (its stimulus log, a
+    thousand by default), so opened stores would pile up in every worker.
+    """
+    out = probe_slab(open_store(location), step, layer, language, attributes, params)
+    group = zarr.open_group(location, path=results_path(name), mode="r+", use_consolidated=False)
     status = out.pop("status")
     write_region(group, index, out)
     write_region(group, index, {"status": status})

@@ -1,0 +1,169 @@
+"""Runs on a LocalCluster: the same results with 1 and 2 workers, and with a worker killed mid-run.
+
+A worker killed by SIGKILL loses only its task in flight, which the scheduler runs again on a
+worker that lives; the grid's results then equal an undisturbed run's. Each test starts its
+own clusters (a few seconds each) and keeps its tasks short.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from xalign.analysis.probe_runner import run_probe_grid
+from xalign.analysis.probing import ProbeParams
+from xalign.parallel import compute_tasks
+from xalign.testing import PlantedSignal, SyntheticSpec, assert_stores_equal, write_synthetic_store
+
+SPEC = SyntheticSpec(
+    languages=("en", "fr"),
+    steps=(0, 1000),
+    layers=(0, 1),
+    neurons=48,
+    words=2000,
+    signals=(PlantedSignal(attribute="Number", neurons=(3, 7), languages=("en", "fr"), strength=3.0),),
+)
+GAUSSIAN = ProbeParams(probe="gaussian", k=4)
+
+
+def workers() -> list[psutil.Process]:
+    """The LocalCluster worker processes of this process (spawned by multiprocessing)."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if any("spawn_main" in part for part in child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
+def recorded_task(log: str, i: int, seconds: float) -> int:
+    """A task that leaves one file per execution (its number and its process), then sleeps."""
+    (Path(log) / f"{i}-{os.getpid()}-{uuid.uuid4().hex}").write_text("")
+    time.sleep(seconds)
+    return i * i
+
+
+def executions(log: Path) -> list[tuple[int, int]]:
+    """(task, pid) of every execution recorded so far."""
+    parts = [name.split("-") for name in os.listdir(log)]
+    return [(int(task), int(pid)) for task, pid, _ in parts]
+
+
+def test_a_killed_worker_costs_only_its_task_in_flight(tmp_path: Path) -> None:
+    from dask.delayed import delayed
+
+    log = tmp_path / "log"
+    log.mkdir()
+    n = 4
+    tasks = [delayed(recorded_task, pure=False)(str(log), i, 1.0) for i in range(n)]
+    reported: list[int] = []
+    killed: dict[str, Any] = {}
+
+    def kill_one(result: int) -> None:
+        reported.append(int(result**0.5))
+        if killed:
+            return
+        # A worker that has started a task not yet reported is in the middle of it (tasks sleep
+        # 1 s); kill it with SIGKILL, as the kernel's OOM killer or an operator would.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            running = [(task, pid) for task, pid in executions(log) if task not in reported]
+            alive = {w.pid for w in workers()}
+            candidates = [(task, pid) for task, pid in running if pid in alive]
+            if candidates:
+                killed["task"], killed["pid"] = candidates[0]
+                os.kill(killed["pid"], signal.SIGKILL)
+                return
+            time.sleep(0.05)
+        pytest.fail("no worker was running a task to kill")
+
+    results = compute_tasks(tasks, scheduler="local:2", on_done=kill_one)
+
+    assert results == [i * i for i in range(n)]
+    assert sorted(reported) == list(range(n)), "each task is reported once"
+    runs = executions(log)
+    assert not psutil.pid_exists(killed["pid"]) or psutil.Process(killed["pid"]).status() == "zombie"
+    counts = {i: sum(task == i for task, _ in runs) for i in range(n)}
+    # The task in flight ran twice (the second time on a live worker); every other task once,
+    # including those the killed worker had finished: their results were already collected.
+    assert counts == {i: 2 if i == killed["task"] else 1 for i in range(n)}
+    assert [pid for task, pid in runs if task == killed["task"]].count(killed["pid"]) == 1
+
+
+def test_worker_memory_limit_and_profiler_come_from_the_dask_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dask.config
+    import distributed
+    from dask.delayed import delayed
+
+    seen: dict[str, Any] = {}
+
+    class Started(Exception):
+        pass
+
+    def cluster(**kwargs: Any) -> None:
+        seen.update(kwargs, profile=dask.config.get("distributed.worker.profile.enabled"))
+        raise Started
+
+    monkeypatch.setattr(distributed, "LocalCluster", cluster)
+    with pytest.raises(Started):
+        compute_tasks([delayed(int)(1)], scheduler="local:3")
+    assert (seen["memory_limit"], seen["profile"]) == ("auto", False)
+    assert dask.config.get("distributed.worker.profile.enabled") is True, "set for the workers only"
+    settings = {"xalign.worker-memory-limit": "1GiB", "xalign.worker-profile": True}
+    with dask.config.set(settings), pytest.raises(Started):
+        compute_tasks([delayed(int)(1)], scheduler="local:3")
+    assert seen == {
+        "n_workers": 3,
+        "threads_per_worker": 1,
+        "processes": True,
+        "memory_limit": "1GiB",
+        "profile": True,
+    }
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> dict[str, str]:
+    locations = {}
+    for name in ("one", "two", "killed"):
+        locations[name] = str(tmp_path / f"{name}.zarr")
+        write_synthetic_store(locations[name], SPEC)
+    return locations
+
+
+def test_two_workers_and_a_killed_worker_give_the_results_of_one(stores: dict[str, str]) -> None:
+    one = run_probe_grid(stores["one"], params=GAUSSIAN, scheduler="local:1")
+    assert one.slabs_run == 8
+    assert one.cells_done > 0
+
+    two = run_probe_grid(stores["two"], params=GAUSSIAN, scheduler="local:2")
+    assert two == one
+    assert_stores_equal(stores["one"], stores["two"])
+
+    after_kill: list[dict[str, int]] = []
+    victims: list[int] = []
+
+    def kill_after_first(summary: dict[str, int]) -> None:
+        if victims:
+            after_kill.append(summary)
+            return
+        # One slab is written; the two workers are busy with the next ones. Kill one.
+        live = workers()
+        assert len(live) == 2
+        victim = max(live, key=lambda w: w.cpu_times().user + w.cpu_times().system)
+        victims.append(victim.pid)
+        os.kill(victim.pid, signal.SIGKILL)
+
+    killed = run_probe_grid(stores["killed"], params=GAUSSIAN, scheduler="local:2", on_slab=kill_after_first)
+    assert victims, "no worker was killed"
+    assert len(after_kill) == 7, "the run went on after the kill and reported every other slab"
+    assert killed == one
+    assert_stores_equal(stores["one"], stores["killed"])
