@@ -1,26 +1,32 @@
-"""Extraction benchmark: overhead over the bare forward pass, bytes per value, memory.
+"""Extraction: xalign against the reference's and a NeuroX-like pattern; overhead; bytes per value.
 
-Run from the repository root (``python benchmarks/extract.py``, ``--quick`` for a short run).
-It prints, measured side by side in one run on this machine:
+Part of the suite (``python -m benchmarks --only extract``; alone: ``python -m benchmarks.extract``).
+Measured side by side in one run:
 
-1. on the same planned batches, the time of xalign's extraction loop (forward pass,
-   pooling, losses, float16 check, compression and writes in the background) divided by
-   the time of the bare forward pass with ``output_hidden_states`` (target <= 1.10), for
-   the toy BLOOM and for a BLOOM-560m-shaped model with random weights;
-2. stored bytes per value of the activations: float16 lossless, and with ``--keep-bits 7``;
-3. peak RSS of whole ``extract_store`` runs, in fresh processes, on a corpus and on one four
-   times larger (memory should stay flat: chunk buffers, not the corpus, bound it).
+1. **Peers.** On a BLOOM-560m-wide model (hidden size 1024, 16 heads; 4 blocks, 2 with
+   ``--quick``, random weights, every hidden state kept) and the same 24 French PUD sentences
+   (``--quick``: 10):
+   xalign's extraction (batched, every kept layer from one forward pass, float16 Zarr) against
+   the reference's pattern (:func:`benchmarks.baselines.reference_extract`: one forward pass per
+   sentence per kept layer, float32 pickles) and a NeuroX-like HDF5 file
+   (:func:`benchmarks.baselines.neurox_extract`): time and bytes on disk. Neither side runs the
+   language-model head (``loss_sentences=0`` for xalign), so the vocabulary, which only sizes
+   that head and the embedding table, is the toy tokenizer's.
+2. **Overhead.** xalign's extraction loop (forward pass, pooling, losses, float16 check,
+   compression and writes in the background) over the bare forward pass with
+   ``output_hidden_states`` on the same planned batches (target <= 1.10), for the toy BLOOM and
+   (full run) for the 560m-wide model with BLOOM's vocabulary of 250,880 (4 blocks: the
+   language-model head, which the loss needs, is then a large part of the pass, as in BLOOM).
+3. **Bytes per value** of the stored activations, float16 lossless and with ``--keep-bits 7``.
+
+Times are CPU seconds of this process, all its threads (see ``benchmarks/__init__.py``).
+Peak memory as the corpus grows is in :mod:`benchmarks.scaling`.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +35,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 import zarr
 
+from benchmarks.baselines import neurox_extract, reference_extract
+from benchmarks.common import (
+    Row,
+    best_of,
+    cpu_seconds,
+    cut,
+    disk_bytes,
+    growth_row,
+    scratch,
+    speedup_row,
+    toy_checkpoints,
+)
 from xalign import dims
-from xalign.data import pud_files
 from xalign.extract import ExtractConfig, encode_corpus, extract_store, from_directory
+from xalign.extract.encode import EncodedCorpus
 from xalign.extract.forward import batch_inputs
 from xalign.extract.plan import plan_batches
 from xalign.extract.run import extract_language
@@ -39,34 +57,138 @@ from xalign.extract.template import language_template
 from xalign.store.layout import root_dataset
 from xalign.store.nodes import child_group
 from xalign.store.write import write_language, write_root
-from xalign.toy import ToyConfig, train_toy_checkpoints
-from xalign.treebank.corpus import load_corpora
+from xalign.treebank.corpus import Corpus, load_corpora
+
+NAME = "extract"
 
 
-def cut(language: str, sentences: int, out: Path, repeat: int = 1) -> Path:
-    """The first ``sentences`` sentences of a PUD file, the whole cut repeated ``repeat`` times."""
-    (source,) = pud_files([language])
-    blocks = source.read_text(encoding="utf-8").split("\n\n")[:sentences]
-    copies = [block.replace("# sent_id = ", f"# sent_id = r{r}-") for r in range(repeat) for block in blocks]
-    path = out / f"{repeat}x{sentences}" / source.name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n\n".join(copies) + "\n\n", encoding="utf-8")
-    return path
-
-
-def loop_ratio(
-    model: Any, tokenizer: Any, treebank: Path, config: ExtractConfig, rounds: int
-) -> dict[str, float]:
-    """xalign's extraction loop vs the bare forward pass, on the same batches, best of ``rounds``."""
+def _corpus(treebank: Path, tokenizer: Any, config: ExtractConfig) -> tuple[Corpus, EncodedCorpus]:
     corpus = load_corpora([treebank], options=config.corpus)[treebank.name.split("_")[0]]
     encoded = encode_corpus(corpus, tokenizer, context=config.context, max_length=config.max_length)
+    return corpus, encoded
+
+
+def xalign_extract(
+    model: Any,
+    corpus: Corpus,
+    encoded: EncodedCorpus,
+    config: ExtractConfig,
+    layers: tuple[int, ...],
+    location: Path,
+    pad: int,
+) -> float:
+    """xalign's extraction of one checkpoint into a fresh store; returns the CPU seconds of the loop.
+
+    The store's empty arrays are laid out first (not timed); the time is that of
+    :func:`xalign.extract.run.extract_language`: forward passes, pooling and chunk writes.
+    """
+    write_root(str(location), root_dataset(steps=[0], revisions=["bench"], layers=layers, provenance={}))
+    template = language_template(
+        corpus, encoded, config=config, steps=[0], layers=layers, neurons=model.config.hidden_size
+    )
+    write_language(str(location), corpus.language, template, keep_bits=config.keep_bits)
+    group = child_group(zarr.open_group(str(location), mode="r+"), f"languages/{corpus.language}")
+    start = cpu_seconds()
+    extract_language(model, group, 0, encoded, config=config, layers=layers, pad_id=pad)
+    return cpu_seconds() - start
+
+
+def bloom_560m_shaped(vocab_size: int, n_layer: int = 24) -> Any:
+    """BLOOM-560m's width (hidden size 1024, 16 heads) with ``n_layer`` blocks, random weights."""
+    from transformers import BloomConfig, BloomForCausalLM
+
+    torch.manual_seed(0)
+    config = BloomConfig(vocab_size=vocab_size, hidden_size=1024, n_layer=n_layer, n_head=16)
+    return BloomForCausalLM(config).eval()
+
+
+def peers(tokenizer: Any, quick: bool, out: Path) -> list[Row]:
+    """xalign vs the reference's pattern and a NeuroX-like file, same model and words."""
+    n_layer, sentences, rounds = (2, 10, 1) if quick else (4, 24, 1)
+    model = bloom_560m_shaped(len(tokenizer), n_layer)
+    layers = tuple(range(n_layer + 1))
+    config = ExtractConfig(model_id="560m-wide", loss_sentences=0)
+    corpus, encoded = _corpus(cut("fr", sentences, out), tokenizer, config)
+    pad = int(tokenizer.pad_token_id or 0)
+    counter = iter(range(1000))
+    sizes: dict[str, int] = {}
+    stores: list[Path] = []
+    loops: list[float] = []
+
+    def ours() -> None:
+        # Timed whole, the store's layout and label arrays included, as the peers' writes are.
+        stores.append(out / f"peers-{next(counter)}.zarr")
+        loops.append(xalign_extract(model, corpus, encoded, config, layers, stores[-1], pad))
+
+    def reference() -> None:
+        target = out / f"pickles-{next(counter)}"
+        sizes["reference"] = reference_extract(model, corpus, encoded, layers, target, checkpoint="step0")
+
+    def neurox() -> None:
+        sizes["neurox"] = neurox_extract(model, corpus, encoded, layers, out / f"neurox-{next(counter)}.h5")
+
+    ours()  # warm up: allocator, thread pools, lazy imports
+    loops.clear()
+    t_ours, t_ref, t_neurox = best_of(rounds, ours, reference, neurox)
+    t_loop = min(loops)
+    layout = (
+        f"ours includes laying out the store, once per store ({t_ours - t_loop:.2f} s; the "
+        f"extraction loop alone: {t_loop:.2f} s, ratio {{:.2f}})"
+    )
+    sizes["ours"] = disk_bytes(stores[-1])
+    hidden = zarr.open_group(str(stores[-1]), mode="r")[f"languages/fr/{dims.HIDDEN}"]
+    sizes["ours hidden"] = int(hidden.nbytes_stored())  # type: ignore[union-attr]
+    shape = f"{n_layer} blocks x 1024, {len(layers)} states kept, {encoded.n_words} words"
+    setup = f"560m-wide model ({shape}); best of {rounds}"
+    return [
+        speedup_row(
+            NAME,
+            "time vs reference pattern",
+            t_ours,
+            t_ref,
+            "CPU s",
+            f"speed-up; reference: unbatched, 1 pass per sentence per kept layer, float32 pickles; {setup}; "
+            + layout.format(t_ref / t_loop),
+        ),
+        speedup_row(
+            NAME,
+            "time vs NeuroX-like pattern",
+            t_ours,
+            t_neurox,
+            "CPU s",
+            f"speed-up; NeuroX-like: unbatched, 1 pass per sentence (all layers), HDF5 float32; {setup}; "
+            + layout.format(t_neurox / t_loop),
+        ),
+        speedup_row(
+            NAME,
+            "bytes on disk vs reference pickles",
+            sizes["ours"],
+            sizes["reference"],
+            "bytes",
+            f"times smaller; ours = whole store (labels, sentence vectors too; hidden alone "
+            f"{sizes['ours hidden']:,} bytes); float16 lossless; {shape}",
+        ),
+        speedup_row(
+            NAME,
+            "bytes on disk vs NeuroX-like HDF5",
+            sizes["ours"],
+            sizes["neurox"],
+            "bytes",
+            f"times smaller; HDF5: a float32 dataset (layers, words, d) per sentence, uncompressed; {shape}",
+        ),
+    ]
+
+
+def loop_overhead(
+    label: str, model: Any, tokenizer: Any, treebank: Path, config: ExtractConfig, rounds: int, out: Path
+) -> list[Row]:
+    """xalign's extraction loop vs the bare forward pass, on the same batches, best of ``rounds``."""
+    corpus, encoded = _corpus(treebank, tokenizer, config)
     batches = plan_batches(encoded, batch_size=config.batch_size, window_words=config.chunk_words)
-    n_states = model.config.num_hidden_layers + 1
-    layers = tuple(range(n_states))
+    layers = tuple(range(model.config.num_hidden_layers + 1))
     pad = int(tokenizer.pad_token_id or 0)
 
-    def bare(runner: Any, **kwargs: Any) -> float:
-        start = time.perf_counter()
+    def bare(runner: Any, **kwargs: Any) -> None:
         with torch.inference_mode():
             for batch in batches:
                 ids, mask = batch_inputs(encoded, batch, pad)
@@ -76,151 +198,100 @@ def loop_ratio(
                     output_hidden_states=True,
                     **kwargs,
                 )
-        return time.perf_counter() - start
 
-    def bare_full() -> float:
+    def bare_full() -> None:
         """What a plain script does: the causal LM, its logits included."""
-        return bare(model)
+        bare(model)
 
-    def bare_base() -> float:
+    def bare_base() -> None:
         """The least any extraction must do: the base model, no cache, no logits."""
-        return bare(model.base_model, use_cache=False)
+        bare(model.base_model, use_cache=False)
 
-    def ours() -> float:
-        with tempfile.TemporaryDirectory() as tmp:
-            location = str(Path(tmp) / "s.zarr")
-            write_root(location, root_dataset(steps=[0], revisions=["bench"], layers=layers, provenance={}))
-            template = language_template(
-                corpus, encoded, config=config, steps=[0], layers=layers, neurons=model.config.hidden_size
-            )
-            write_language(location, corpus.language, template, keep_bits=config.keep_bits)
-            group = child_group(zarr.open_group(location, mode="r+"), f"languages/{corpus.language}")
-            start = time.perf_counter()
-            extract_language(model, group, 0, encoded, config=config, layers=layers, pad_id=pad)
-            return time.perf_counter() - start
+    seconds: list[float] = []
+
+    def ours() -> None:
+        with tempfile.TemporaryDirectory(dir=out) as tmp:
+            seconds.append(xalign_extract(model, corpus, encoded, config, layers, Path(tmp) / "s.zarr", pad))
 
     bare_full(), bare_base(), ours()  # warm up: allocator, thread pools, lazy imports
+    seconds.clear()
     # Interleaved, best of each: the fairest figure on a noisy shared machine.
-    times: dict[str, list[float]] = {"full": [], "base": [], "ours": []}
-    for _ in range(rounds):
-        times["full"].append(bare_full())
-        times["base"].append(bare_base())
-        times["ours"].append(ours())
-    best = {name: min(values) for name, values in times.items()}
-    return {
-        "bare_full_s": best["full"],
-        "bare_base_s": best["base"],
-        "xalign_s": best["ours"],
-        "ratio_full": best["ours"] / best["full"],
-        "ratio_base": best["ours"] / best["base"],
-        "tokens": int(encoded.n_subwords),
-        "words": int(encoded.n_words),
-        "loss_sentences": config.loss_sentences,
-    }
+    t_full, t_base, _ = best_of(rounds, bare_full, bare_base, ours)
+    t_ours = min(seconds)  # the loop alone, without laying out the store
+    loss = "every sentence" if config.loss_sentences is None else f"{config.loss_sentences} sentences"
+    setup = f"{label}, loss on {loss}, {encoded.n_words} words; best of {rounds}"
+    return [
+        growth_row(
+            NAME,
+            f"overhead over causal-LM forward ({label}, loss on {loss})",
+            t_ours,
+            t_full,
+            "CPU s",
+            f"overhead, target <= 1.10; baseline: bare forward with logits on the same batches; {setup}",
+        ),
+        growth_row(
+            NAME,
+            f"overhead over base-model forward ({label}, loss on {loss})",
+            t_ours,
+            t_base,
+            "CPU s",
+            f"overhead; baseline: bare base model, no logits, no cache (the least extraction does); {setup}",
+        ),
+    ]
 
 
-def bytes_per_value(checkpoints: list[Any], treebank: Path, out: Path) -> dict[str, float]:
-    result = {}
-    for label, keep_bits in (("float16", None), ("float16 --keep-bits 7", 7)):
+def bytes_per_value(checkpoints: list[Any], treebank: Path, out: Path) -> list[Row]:
+    rows = []
+    for label, keep_bits in (("float16 lossless", None), ("float16 --keep-bits 7", 7)):
         location = out / f"bytes-{keep_bits}.zarr"
         extract_store(
             str(location), checkpoints, [treebank], ExtractConfig(model_id="toy", keep_bits=keep_bits)
         )
         hidden = zarr.open_group(str(location), mode="r")[f"languages/{treebank.name[:2]}/{dims.HIDDEN}"]
-        result[label] = hidden.nbytes_stored() / hidden.size  # type: ignore[union-attr]
-    return result
-
-
-# VmHWM, not getrusage: on Linux a child's ru_maxrss starts from its parent's at fork.
-_CHILD = """
-import re, sys
-from xalign.extract import ExtractConfig, extract_store, from_directory
-_, checkpoints = from_directory(sys.argv[2])
-extract_store(sys.argv[1], checkpoints[-1:], sys.argv[3:], ExtractConfig(model_id="toy", chunk_words=512))
-status = open("/proc/self/status").read()
-print(int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)))
-"""
-
-
-def peak_rss_mib(toy: Path, treebank: Path, out: Path) -> float:
-    location = out / f"rss-{treebank.parent.name}.zarr"
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(location), str(toy), str(treebank)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return int(done.stdout.strip().splitlines()[-1]) / 1024
-
-
-def bloom_560m_shaped(vocab_size: int) -> Any:
-    """BLOOM-560m's architecture (24 blocks of 1024, 16 heads, vocabulary 250,880), random weights."""
-    from transformers import BloomConfig, BloomForCausalLM
-
-    torch.manual_seed(0)
-    config = BloomConfig(vocab_size=max(vocab_size, 250_880), hidden_size=1024, n_layer=24, n_head=16)
-    return BloomForCausalLM(config).eval()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="fewer sentences and rounds")
-    parser.add_argument("--skip-560m", action="store_true", help="only the toy model")
-    args = parser.parse_args()
-    sentences, rounds = (60, 2) if args.quick else (250, 3)
-    torch.set_num_threads(os.cpu_count() or 1)
-    figures: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        toy = out / "toy"
-        train_toy_checkpoints(toy, ToyConfig(steps=(0, 100)))
-        _, checkpoints = from_directory(toy)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(checkpoints[-1].source)
-        model = AutoModelForCausalLM.from_pretrained(checkpoints[-1].source).eval()
-        treebank = cut("fr", sentences, out)
-        figures["toy, loss on every sentence: loop"] = loop_ratio(
-            model, tokenizer, treebank, ExtractConfig(model_id="toy", loss_sentences=None), rounds
-        )
-        quarter = sentences // 4
-        figures[f"toy, loss on {quarter}/{sentences}: loop"] = loop_ratio(
-            model, tokenizer, treebank, ExtractConfig(model_id="toy", loss_sentences=quarter), rounds
-        )
-        if not args.skip_560m:
-            big = bloom_560m_shaped(len(tokenizer))
-            n = 12 if args.quick else 40
-            small = cut("fr", n, out)
-            for label, loss_sentences in (("every sentence", None), (f"{n // 4}/{n}", n // 4)):
-                config = ExtractConfig(model_id="560m", batch_size=8, loss_sentences=loss_sentences)
-                figures[f"560m-shaped, loss on {label}: loop"] = loop_ratio(
-                    big, tokenizer, small, config, 1 if args.quick else 2
-                )
-            del big
-        figures["bytes per value"] = bytes_per_value(checkpoints[-1:], treebank, out)
-        base = 100 if args.quick else 250
-        figures["peak RSS MiB"] = {
-            f"{base} sentences": peak_rss_mib(toy, cut("en", base, out), out),
-            f"{4 * base} sentences (4x)": peak_rss_mib(toy, cut("en", base, out, repeat=4), out),
-        }
-    print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    for name, f in figures.items():
-        if name.endswith("loop"):
-            print(
-                f"{name:34s} xalign {f['xalign_s']:6.2f} s | causal-LM forward {f['bare_full_s']:6.2f} s"
-                f" -> {f['ratio_full']:.3f} (target <= 1.10) | base-model forward {f['bare_base_s']:6.2f} s"
-                f" -> {f['ratio_base']:.3f}  ({f['words']} words, {f['tokens']} subwords)"
+        stored = hidden.nbytes_stored() / hidden.size  # type: ignore[union-attr]
+        rows.append(
+            speedup_row(
+                NAME,
+                f"stored bytes/value, {label}",
+                stored,
+                4.0,
+                "bytes",
+                "times smaller than float32 (what the peers store; raw float16 is 2.0); toy BLOOM, "
+                "Blosc-zstd, CRC32C",
             )
-    for label, value in figures["bytes per value"].items():
-        print(f"stored bytes/value {label:22s} {value:.3f}  (raw float16: 2.000)")
-    rss = list(figures["peak RSS MiB"].items())
-    for label, value in rss:
-        print(f"peak RSS           {label:22s} {value:7.0f} MiB")
-    print(f"peak RSS ratio 4x/1x: {rss[1][1] / rss[0][1]:.3f} (flat = 1.0)")
-    print(json.dumps(figures))
+        )
+    return rows
+
+
+def run(quick: bool) -> list[Row]:
+    """The extraction rows (see the module's docstring)."""
+    out = Path(tempfile.mkdtemp(dir=scratch(), prefix="extract-"))
+    toy = toy_checkpoints()
+    _, checkpoints = from_directory(toy)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoints[-1].source)
+    rows = peers(tokenizer, quick, out)
+
+    model = AutoModelForCausalLM.from_pretrained(checkpoints[-1].source).eval()
+    sentences, rounds = (60, 1) if quick else (250, 3)
+    treebank = cut("fr", sentences, out)
+    for loss_sentences in (None,) if quick else (None, sentences // 4):
+        config = ExtractConfig(model_id="toy", loss_sentences=loss_sentences)
+        rows += loop_overhead("toy BLOOM", model, tokenizer, treebank, config, rounds, out)
+    if not quick:
+        big = bloom_560m_shaped(max(len(tokenizer), 250_880), n_layer=4)
+        n = 16
+        small = cut("fr", n, out)
+        for loss_sentences in (None, n // 4):
+            config = ExtractConfig(model_id="560m", batch_size=4, loss_sentences=loss_sentences)
+            rows += loop_overhead("560m-wide, 250,880 vocab", big, tokenizer, small, config, 1, out)
+        del big
+    rows += bytes_per_value(checkpoints[-1:], treebank, out)
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks.__main__ import main
+
+    main(["--only", NAME])

@@ -1,21 +1,29 @@
-"""Probing benchmark: vectorised vs per-candidate greedy selection, training time, grid throughput.
+"""Probing: vectorised greedy selection against the per-candidate loop, per cell and per grid.
 
-Run from the repository root: ``python benchmarks/probe.py`` (``--quick`` for a short run).
-At d = 1024 neurons, ~10,000 training words and k = 50 it prints, measured in one run:
+Part of the suite (``python -m benchmarks --only probe``; alone: ``python -m benchmarks.probe``).
+Measured side by side in one run:
 
-1. the scoring of one greedy step, all candidates in one batched operation against the
-   reference's loop (the fitted probe re-evaluated once per candidate), side by side at
-   selection sizes |C| = 0, k/2 and k-1, for the Gaussian and the latent-variable probe
-   (both pick the same neuron); and the whole vectorised selection of k neurons;
-2. the time to fit each probe;
-3. throughput of the whole grid (cells per second) on a synthetic store, with 1 and 2
-   threads, and 1 and 2 ``LocalCluster`` workers.
+1. **One cell.** At d = 1024 neurons (BLOOM-560m's width), 5,000 training words, 3 values and
+   k = 10 (``--quick``: d = 128, 2,000 words): the whole greedy selection of k neurons
+   with every candidate of a step scored in one batched operation
+   (:func:`~xalign.analysis.selection.select_neurons`) against the reference's loop, which
+   re-evaluates the fitted probe once per candidate
+   (:func:`~xalign.analysis.selection.select_neurons_naive`), for the Gaussian and the latent
+   probe; both must pick the same neurons. Also one greedy step once 0, k/2 and k-1 neurons
+   are chosen, and the time to fit each probe.
+2. **Whole grid.** Every (step, layer, language, attribute) cell of a synthetic store:
+   ``run_probe_grid`` (vectorised, threads, reading slabs from the store and writing
+   ``results/probe``) against the reference's way
+   (:func:`benchmarks.baselines.naive_probe_grid`: cell after cell, per-candidate loop). The
+   row is the time of the whole grid; the note gives cells per second.
+3. **Schedulers.** The same grid on 2 threads and (full run) on ``LocalCluster``s of 1 and 2
+   workers against one thread (``sync``), in wall time.
+
+Other times are CPU seconds of this process, all its threads (see ``benchmarks/__init__.py``).
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -23,15 +31,20 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.baselines import naive_probe_grid
+from benchmarks.common import Row, cpu_seconds, scratch, speedup_row
 from xalign.analysis.gaussian import GaussianProbe
 from xalign.analysis.metrics import entropy_bits, score
 from xalign.analysis.probe_runner import run_probe_grid
 from xalign.analysis.probing import ProbeParams
-from xalign.analysis.selection import select_neurons
+from xalign.analysis.selection import select_neurons, select_neurons_naive
 from xalign.testing import PlantedSignal, SyntheticSpec, write_synthetic_store
+
+NAME = "probe"
 
 
 def data(n_train: int, d: int, values: int = 3, seed: int = 0) -> dict[str, Any]:
+    """Gaussian words with 8 informative neurons; train, dev and test (80/10/10)."""
     rng = np.random.default_rng(seed)
     n = int(n_train * 1.25)
     y = rng.integers(0, values, n)
@@ -47,89 +60,150 @@ def step_scoring(probe: Any, d: dict[str, Any], chosen: np.ndarray, vectorised: 
     X, y = d["dev"]
     prior = entropy_bits(y, d["values"])
     remaining = np.setdiff1d(np.arange(X.shape[1]), chosen)
-    start = time.perf_counter()
+    start = cpu_seconds()
     if vectorised:
         scores = score("mi", probe.log_proba_candidates(X, chosen, remaining), y, prior)
     else:
         scores = np.array([score("mi", probe.log_proba(X, [*chosen, int(c)]), y, prior) for c in remaining])
-    return time.perf_counter() - start, int(remaining[int(np.argmax(scores))])
+    return cpu_seconds() - start, int(remaining[int(np.argmax(scores))])
 
 
-def selection_figures(probe: Any, d: dict[str, Any], k: int) -> dict[str, float]:
-    start = time.perf_counter()
-    selection = select_neurons(probe, d["dev"], d["test"], k=k, criterion="mi", n_values=d["values"])
-    figures = {f"vectorised selection, all {k} steps (s)": time.perf_counter() - start}
+def cell_rows(label: str, probe: Any, fit_seconds: float, d: dict[str, Any], k: int, setup: str) -> list[Row]:
+    """Whole selection and single steps, vectorised vs per-candidate loop, on one fitted probe."""
+    args = {"k": k, "criterion": "mi", "n_values": d["values"]}
+    start = cpu_seconds()
+    fast = select_neurons(probe, d["dev"], d["test"], **args)
+    t_fast = cpu_seconds() - start
+    start = cpu_seconds()
+    slow = select_neurons_naive(probe, d["dev"], d["test"], **args)
+    t_slow = cpu_seconds() - start
+    if not np.array_equal(fast.neurons, slow.neurons):
+        raise AssertionError(f"{label}: the vectorised and the naive selection disagree")
+    rows = [
+        speedup_row(
+            NAME,
+            f"one cell, {label} probe: selection of k neurons",
+            t_fast,
+            t_slow,
+            "CPU s",
+            f"speed-up; baseline: probe re-evaluated once per candidate (reference); same neurons; "
+            f"{setup}; fit alone {fit_seconds:.2f} s",
+        )
+    ]
     for size in (0, k // 2, k - 1):
-        chosen = selection.neurons[:size]
-        fast, winner_fast = step_scoring(probe, d, chosen, vectorised=True)
-        slow, winner_slow = step_scoring(probe, d, chosen, vectorised=False)
-        assert winner_fast == winner_slow == selection.neurons[size], "the two scorings disagree"
-        figures[f"step with |C| = {size}: naive loop (s)"] = slow
-        figures[f"step with |C| = {size}: vectorised (s)"] = fast
-        figures[f"step with |C| = {size}: speed-up"] = slow / fast
-    return figures
+        chosen = fast.neurons[:size]
+        s_fast, winner_fast = step_scoring(probe, d, chosen, vectorised=True)
+        s_slow, winner_slow = step_scoring(probe, d, chosen, vectorised=False)
+        if not winner_fast == winner_slow == fast.neurons[size]:
+            raise AssertionError(f"{label}: the two scorings of step {size} disagree")
+        rows.append(
+            speedup_row(
+                NAME,
+                f"one greedy step, {label} probe, {size} neurons chosen",
+                s_fast,
+                s_slow,
+                "CPU s",
+                f"speed-up; all remaining candidates scored; {setup}",
+            )
+        )
+    return rows
 
 
-def grid_throughput(quick: bool) -> dict[str, float]:
-    spec = SyntheticSpec(
+def one_cell(quick: bool) -> list[Row]:
+    d_neurons, n_train, k = (128, 2000, 10) if quick else (1024, 5000, 10)
+    d = data(n_train, d_neurons)
+    setup = f"d = {d_neurons}, {n_train} train words, 3 values, k = {k}"
+    start = cpu_seconds()
+    gaussian = GaussianProbe().fit(*d["train"], n_classes=3)
+    rows = cell_rows("Gaussian", gaussian, cpu_seconds() - start, d, k, setup)
+    from xalign.analysis.latent import LatentProbe
+
+    start = cpu_seconds()
+    latent = LatentProbe(seed=0, max_epochs=5 if quick else 50).fit(*d["train"], n_classes=3)
+    fit = cpu_seconds() - start
+    rows += cell_rows("latent", latent, fit, d, k, f"{setup}, {latent.n_epochs_} epochs")
+    return rows
+
+
+def grid_spec(quick: bool) -> SyntheticSpec:
+    return SyntheticSpec(
         languages=("en", "fr"),
-        steps=(0, 1) if quick else (0, 1, 2),
+        steps=(0, 1),
         layers=(0, 1),
-        neurons=128 if quick else 256,
+        neurons=64 if quick else 128,
         words=2000,
         signals=(PlantedSignal(attribute="Number", neurons=(3, 7), languages=("en", "fr")),),
     )
+
+
+def whole_grid(quick: bool, out: Path) -> list[Row]:
+    spec = grid_spec(quick)
     params = ProbeParams(probe="gaussian", k=10)
-    figures = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for label, scheduler, threads in (
-            ("threads, 1", "sync", 1),
-            ("threads, 2", "threads", 2),
-            ("LocalCluster, 1 worker", "local:1", 1),
-            ("LocalCluster, 2 workers", "local:2", 1),
-        ):
-            location = str(Path(tmp) / f"{scheduler.replace(':', '')}.zarr")
-            write_synthetic_store(location, spec)
-            import dask
-
-            start = time.perf_counter()
-            with dask.config.set(num_workers=threads):
-                report = run_probe_grid(location, params=params, scheduler=scheduler)
-            elapsed = time.perf_counter() - start
-            figures[f"{label} (cells/s)"] = (report.cells_done + report.cells_skipped) / elapsed
-    return figures
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    warm = str(out / "warm-up.zarr")
+    write_synthetic_store(warm, spec)
+    run_probe_grid(warm, params=params, scheduler="threads")  # lazy imports, thread pools
+    location = str(out / "grid.zarr")
+    write_synthetic_store(location, spec)
+    start = cpu_seconds()
+    report = run_probe_grid(location, params=params, scheduler="threads")
+    t_ours = cpu_seconds() - start
+    cells = report.cells_done
+    start = cpu_seconds()
+    naive_cells = naive_probe_grid(location, params)
+    t_naive = cpu_seconds() - start
+    if naive_cells != cells:
+        raise AssertionError(f"the naive grid did {naive_cells} cells, run_probe_grid {cells}")
+    setup = (
+        f"{cells} cells ({report.slabs_run} slabs of {len(spec.languages)} languages x {len(spec.steps)} "
+        f"steps x {len(spec.layers)} layers), d = {spec.neurons}, {spec.words} words, "
+        f"Gaussian, k = {params.k}"
     )
-    parser.add_argument("--quick", action="store_true", help="d = 256, 3,000 words")
-    args = parser.parse_args()
-    d_neurons, n_train, k = (256, 3000, 20) if args.quick else (1024, 10_000, 50)
-    d = data(n_train, d_neurons)
-    print(f"machine: {os.cpu_count()} cores; d = {d_neurons}, {n_train} train words, 3 values, k = {k}")
+    rows = [
+        speedup_row(
+            NAME,
+            "whole grid: run_probe_grid vs the reference's cell-by-cell loop",
+            t_ours,
+            t_naive,
+            "CPU s",
+            f"speed-up; {cells / t_ours:.2f} vs {naive_cells / t_naive:.2f} cells per CPU s; baseline: "
+            f"cell after cell, slab read per cell, per-candidate loop; ours: threads, results kept; {setup}",
+        )
+    ]
+    import dask
 
-    start = time.perf_counter()
-    gaussian = GaussianProbe().fit(*d["train"], n_classes=3)
-    print(f"Gaussian probe fit: {time.perf_counter() - start:.2f} s")
-    for name, value in selection_figures(gaussian, d, k).items():
-        print(f"  Gaussian  {name:45s} {value:10.2f}")
-
-    try:
-        from xalign.analysis.latent import LatentProbe
-
+    times: dict[str, float] = {}
+    schedulers = [("sync", "sync", 1), ("2 threads", "threads", 2)]
+    if not quick:
+        schedulers += [("LocalCluster, 1 worker", "local:1", 1), ("LocalCluster, 2 workers", "local:2", 1)]
+    for label, scheduler, threads in schedulers:
+        location = str(out / f"{scheduler.replace(':', '')}.zarr")
+        write_synthetic_store(location, spec)
         start = time.perf_counter()
-        latent = LatentProbe(seed=0).fit(*d["train"], n_classes=3)
-        print(f"latent probe fit: {time.perf_counter() - start:.2f} s ({latent.n_epochs_} epochs)")
-        for name, value in selection_figures(latent, d, k).items():
-            print(f"  latent    {name:45s} {value:10.2f}")
-    except ImportError as exc:
-        print(f"latent probe skipped: {exc}")
+        with dask.config.set(num_workers=threads):
+            run_probe_grid(location, params=params, scheduler=scheduler)
+        times[label] = time.perf_counter() - start
+    for label in list(times)[1:]:
+        rows.append(
+            speedup_row(
+                NAME,
+                f"whole grid on {label} vs 1 thread",
+                times[label],
+                times["sync"],
+                "wall s",
+                f"speed-up; {cells / times[label]:.2f} vs {cells / times['sync']:.2f} cells/s; wall time "
+                f"(noisy on a shared machine); cluster start included; {setup}",
+            )
+        )
+    return rows
 
-    for name, value in grid_throughput(args.quick).items():
-        print(f"grid throughput, {name:32s} {value:8.2f}")
+
+def run(quick: bool) -> list[Row]:
+    """The probing rows (see the module's docstring)."""
+    out = Path(tempfile.mkdtemp(dir=scratch(), prefix="probe-"))
+    return one_cell(quick) + whole_grid(quick, out)
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks.__main__ import main
+
+    main(["--only", NAME])
