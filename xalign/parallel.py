@@ -48,6 +48,13 @@ def check_scheduler(spec: str) -> str:
     )
 
 
+def _flag(value: Any) -> bool:
+    """A config flag: ``True``/``False``, or their spelling in an environment variable."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
 def compute_tasks(
     tasks: Sequence[Any], *, scheduler: str = "threads", on_done: Callable[[Any], None] | None = None
 ) -> list[Any]:
@@ -77,7 +84,7 @@ def compute_tasks(
     if scheduler.startswith("local:"):
         import dask.config
 
-        profile = bool(dask.config.get("xalign.worker-profile", False))
+        profile = _flag(dask.config.get("xalign.worker-profile", False))
         # The nannies hand the config of this moment to the worker processes they start.
         with dask.config.set({"distributed.worker.profile.enabled": profile}):
             cluster = LocalCluster(

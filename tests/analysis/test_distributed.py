@@ -121,6 +121,11 @@ def test_worker_memory_limit_and_profiler_come_from_the_dask_config(monkeypatch:
     settings = {"xalign.worker-memory-limit": "1GiB", "xalign.worker-profile": True}
     with dask.config.set(settings), pytest.raises(Started):
         compute_tasks([delayed(int)(1)], scheduler="local:3")
+    with dask.config.set({"xalign.worker-profile": "false"}), pytest.raises(Started):
+        compute_tasks([delayed(int)(1)], scheduler="local:1")
+    assert seen["profile"] is False, "an environment variable's 'false' is false"
+    with dask.config.set(settings), pytest.raises(Started):
+        compute_tasks([delayed(int)(1)], scheduler="local:3")
     assert seen == {
         "n_workers": 3,
         "threads_per_worker": 1,
