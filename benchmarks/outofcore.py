@@ -408,7 +408,7 @@ def measure_all(quick: bool, *, log: Any = None) -> dict[str, Any]:
             if log is not None:
                 print(f"store {size / GIB:.2f} GiB: {figures}", file=log, flush=True)
             shutil.rmtree(store)
-    out["driver"] = driver_growth()
+    out["driver"] = driver_growth(quick)
     out["load"] = os.getloadavg()
     return out
 
@@ -427,7 +427,7 @@ print("SECONDS", time.perf_counter() - start)
 """
 
 
-def driver_growth() -> dict[str, Any]:
+def driver_growth(quick: bool) -> dict[str, Any]:
     """Peak RSS and time of a whole ``run_probe_grid`` on tiny slabs at two slab counts.
 
     Tiny slabs (300 words x 4 neurons, run in the driver's own process by the ``sync``
@@ -436,7 +436,7 @@ def driver_growth() -> dict[str, Any]:
     """
     from xalign.testing import SyntheticSpec, write_synthetic_store
 
-    counts = (4, 16)
+    counts = (2, 8) if quick else (4, 16)
     out: dict[str, Any] = {"slabs": [], "peak": [], "seconds": []}
     with tempfile.TemporaryDirectory(prefix="xalign-driver-") as tmp:
         for steps in counts:
