@@ -38,6 +38,7 @@ from xalign.analysis.probe_runner import run_probe_grid
 from xalign.analysis.probing import ProbeParams
 from xalign.store.nodes import child_array
 from xalign.store.results import results_path
+from xalign.testing import local_cluster_workers
 
 TRANSITIONS: Counter[tuple[str, str]] = Counter()
 """(start, finish) -> count, for the slab tasks of the grid, filled by :class:`_SlabCounter`."""
@@ -53,20 +54,6 @@ def dask_setup(scheduler: Any) -> None:
                 TRANSITIONS[(start, finish)] += 1
 
     scheduler.add_plugin(_SlabCounter(), name="xalign-benchmark-slab-counter")
-
-
-def workers() -> list[Any]:
-    """The LocalCluster worker processes of this process (spawned by multiprocessing)."""
-    import psutil
-
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if any("spawn_main" in part for part in child.cmdline()):
-                found.append(child)
-        except psutil.Error:
-            continue
-    return found
 
 
 def timed_grid(
@@ -132,7 +119,7 @@ def measure(quick: bool) -> dict[str, Any]:
     def kill(reported: int) -> None:
         if killed or reported < max(1, slabs // 4):
             return
-        victim = workers()[0]
+        victim = local_cluster_workers()[0]
         killed["pid"] = victim.pid
         os.kill(victim.pid, signal.SIGKILL)
 

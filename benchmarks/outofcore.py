@@ -56,6 +56,7 @@ from xalign.store.layout import (
 )
 from xalign.store.nodes import child_array
 from xalign.store.write import consolidate, write_language, write_root
+from xalign.testing import SyntheticSpec, synthetic_word_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 GIB = 2**30
@@ -91,30 +92,6 @@ class BigSpec:
         return self.steps * self.layers * len(self.languages) * self.slab_bytes
 
 
-def word_labels(spec: BigSpec, language: str, rng: np.random.Generator) -> dict[str, Any]:
-    """Per-word labels: lemma-disjoint splits (80/10/10) and the attributes of :data:`ATTRIBUTES`."""
-    n = spec.words
-    n_lemmas = max(3, n // 3)
-    lemma = rng.integers(0, n_lemmas, size=n)
-    lemma_split = rng.choice(np.asarray(dims.SPLITS, dtype=object), size=n_lemmas, p=[0.8, 0.1, 0.1])
-    sentence = np.arange(n) // spec.words_per_sentence
-    labels: dict[str, Any] = {
-        dims.LANGUAGE: [language] * n,
-        dims.TREEBANK: [f"{language}_big"] * n,
-        dims.SPLIT: lemma_split[lemma],
-        dims.SENT_ID: [f"s{i}" for i in sentence],
-        dims.SENTENCE_INDEX: sentence,
-        dims.FORM: [f"{language}{i}" for i in lemma],
-        dims.LEMMA: [f"{language}{i}" for i in lemma],
-        dims.UPOS: rng.choice(np.asarray(["NOUN", "VERB", "ADJ", "DET"], dtype=object), size=n),
-        dims.SUBWORDS: np.ones(n, dtype=np.int64),
-    }
-    for attribute, values in ATTRIBUTES.items():
-        drawn = rng.choice(np.asarray(values, dtype=object), size=n)
-        labels[attribute] = np.where(rng.random(n) < 0.8, drawn, dims.NO_VALUE)
-    return labels
-
-
 def write_big_store(location: str, spec: BigSpec) -> None:
     """Write a schema-valid store of ``spec``'s shape without ever holding more than a chunk.
 
@@ -145,11 +122,20 @@ def write_big_store(location: str, spec: BigSpec) -> None:
         overwrite=True,
     )
     for language in spec.languages:
-        words = word_labels(spec, language, rng)
+        words = synthetic_word_labels(
+            SyntheticSpec(
+                languages=spec.languages,
+                words=spec.words,
+                words_per_sentence=spec.words_per_sentence,
+                attributes=ATTRIBUTES,
+            ),
+            language,
+            rng,
+        )
         n_sentences = int(words[dims.SENTENCE_INDEX][-1]) + 1
         meta = LanguageMeta(
             language=language,
-            treebanks=(f"{language}_big",),
+            treebanks=(f"{language}_synthetic",),
             attributes=tuple(ATTRIBUTES),
             label_scheme="ud",
             split_mode="lemma",

@@ -27,7 +27,9 @@ __all__ = [
     "SyntheticSpec",
     "assert_stores_equal",
     "assert_valid_store",
+    "local_cluster_workers",
     "raise_if_dask_computes",
+    "synthetic_word_labels",
     "write_synthetic_store",
 ]
 
@@ -102,7 +104,7 @@ def write_synthetic_store(location: StoreLocation, spec: SyntheticSpec, *, overw
 
 def _language(spec: SyntheticSpec, language: str, rng: np.random.Generator) -> xr.Dataset:
     n = spec.words
-    words = _word_labels(spec, language, rng)
+    words = synthetic_word_labels(spec, language, rng)
     shape = (len(spec.steps), len(spec.layers))
     hidden = rng.standard_normal((*shape, n, spec.neurons)).astype(np.float32)
     if spec.parallel:
@@ -151,7 +153,10 @@ def _language(spec: SyntheticSpec, language: str, rng: np.random.Generator) -> x
     )
 
 
-def _word_labels(spec: SyntheticSpec, language: str, rng: np.random.Generator) -> dict[str, Any]:
+def synthetic_word_labels(spec: SyntheticSpec, language: str, rng: np.random.Generator) -> dict[str, Any]:
+    """Per-word labels of ``language``: lemma-disjoint splits (80/10/10), sentences of
+    ``spec.words_per_sentence`` words, and ``spec.attributes`` drawn at random on
+    ``spec.coverage`` of the words (the rest carry ``NO_VALUE``)."""
     n = spec.words
     n_lemmas = max(3, n // 3)
     lemma_ids = rng.integers(0, n_lemmas, size=n)
@@ -174,6 +179,24 @@ def _word_labels(spec: SyntheticSpec, language: str, rng: np.random.Generator) -
         carried = rng.random(n) < spec.coverage
         labels[attribute] = np.where(carried, drawn, dims.NO_VALUE)
     return labels
+
+
+def local_cluster_workers() -> list[Any]:
+    """The worker processes of the ``LocalCluster``s this process started (needs psutil).
+
+    Workers are spawned by multiprocessing; tests and benchmarks kill one to check that a
+    grid survives the loss of a worker.
+    """
+    import psutil
+
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if any("spawn_main" in part for part in child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
 
 
 def _plant(hidden: np.ndarray, signal: PlantedSignal, spec: SyntheticSpec, labels: np.ndarray) -> None:

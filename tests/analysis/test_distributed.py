@@ -20,7 +20,13 @@ import pytest
 from xalign.analysis.probe_runner import run_probe_grid
 from xalign.analysis.probing import ProbeParams
 from xalign.parallel import compute_tasks
-from xalign.testing import PlantedSignal, SyntheticSpec, assert_stores_equal, write_synthetic_store
+from xalign.testing import (
+    PlantedSignal,
+    SyntheticSpec,
+    assert_stores_equal,
+    local_cluster_workers,
+    write_synthetic_store,
+)
 
 SPEC = SyntheticSpec(
     languages=("en", "fr"),
@@ -31,18 +37,6 @@ SPEC = SyntheticSpec(
     signals=(PlantedSignal(attribute="Number", neurons=(3, 7), languages=("en", "fr"), strength=3.0),),
 )
 GAUSSIAN = ProbeParams(probe="gaussian", k=4)
-
-
-def workers() -> list[psutil.Process]:
-    """The LocalCluster worker processes of this process (spawned by multiprocessing)."""
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if any("spawn_main" in part for part in child.cmdline()):
-                found.append(child)
-        except psutil.Error:
-            continue
-    return found
 
 
 def recorded_task(log: str, i: int, seconds: float) -> int:
@@ -77,7 +71,7 @@ def test_a_killed_worker_costs_only_its_task_in_flight(tmp_path: Path) -> None:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             running = [(task, pid) for task, pid in executions(log) if task not in reported]
-            alive = {w.pid for w in workers()}
+            alive = {w.pid for w in local_cluster_workers()}
             candidates = [(task, pid) for task, pid in running if pid in alive]
             if candidates:
                 killed["task"], killed["pid"] = candidates[0]
@@ -161,7 +155,7 @@ def test_two_workers_and_a_killed_worker_give_the_results_of_one(stores: dict[st
             after_kill.append(summary)
             return
         # One slab is written; the two workers are busy with the next ones. Kill one.
-        live = workers()
+        live = local_cluster_workers()
         assert len(live) == 2
         victim = max(live, key=lambda w: w.cpu_times().user + w.cpu_times().system)
         victims.append(victim.pid)

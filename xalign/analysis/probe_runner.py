@@ -82,31 +82,31 @@ def run_probe_grid(
     # store's own coordinates (xarray's DataTree requires it); a selection only decides
     # which slabs this run fills. The template has no tasks: the slabs' tasks are made below
     # for the slabs still to do, so the driver's memory does not grow with the grid.
-    lazy = grid_template(store, params=params, attributes=attributes)
+    template = grid_template(store, params=params, attributes=attributes)
     wanted = {
         dims.STEP: set(store.steps.tolist() if steps is None else steps),
         dims.LAYER: set(store.layers.tolist() if layers is None else layers),
         dims.LANGUAGE: set(store.languages if languages is None else languages),
     }
     for dim, chosen in wanted.items():
-        unknown = chosen - {v.item() if hasattr(v, "item") else v for v in lazy[dim].values}
+        unknown = chosen - {v.item() if hasattr(v, "item") else v for v in template[dim].values}
         if unknown:
             raise ResultsError(f"{dim} {sorted(unknown)} not in the store")
-    fills: dict[str, Any] = {str(var): FILL_VALUES.get(str(var), np.nan) for var in lazy.data_vars}
+    fills: dict[str, Any] = {str(var): FILL_VALUES.get(str(var), np.nan) for var in template.data_vars}
     group = prepare_results(
         location,
         name,
-        lazy,
+        template,
         chunks={dims.STEP: 1, dims.LAYER: 1, dims.LANGUAGE: 1},
         fill_values=fills,
         overwrite=overwrite,
     )
     status = np.asarray(child_array(group, "status")[...], dtype=object)
-    attribute_list = [str(a) for a in lazy[dims.ATTRIBUTE].values]
+    attribute_list = [str(a) for a in template[dims.ATTRIBUTE].values]
     todo, done = [], 0
-    for s, step in enumerate(lazy[dims.STEP].values):
-        for l_, layer in enumerate(lazy[dims.LAYER].values):
-            for g, language in enumerate(lazy[dims.LANGUAGE].values):
+    for s, step in enumerate(template[dims.STEP].values):
+        for l_, layer in enumerate(template[dims.LAYER].values):
+            for g, language in enumerate(template[dims.LANGUAGE].values):
                 selected = (
                     int(step) in wanted[dims.STEP]
                     and int(layer) in wanted[dims.LAYER]
