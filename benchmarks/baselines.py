@@ -56,7 +56,7 @@ def _pooled_words(hidden: Any, encoded: EncodedCorpus, sentence: int) -> list[An
     for positions in encoded.word_positions_of(sentence):
         if len(positions):
             vectors.append(hidden[torch.from_numpy(positions)].mean(dim=0))
-        else:  # cut by truncation
+        else:  # no subword encodes it
             vectors.append(torch.full((hidden.shape[-1],), float("nan")))
     return vectors
 

@@ -54,6 +54,7 @@ from xalign.extract.forward import batch_inputs
 from xalign.extract.plan import plan_batches
 from xalign.extract.run import extract_language
 from xalign.extract.template import language_template
+from xalign.extract.windows import window_rows
 from xalign.store.layout import root_dataset
 from xalign.store.nodes import child_group
 from xalign.store.write import write_language, write_root
@@ -64,7 +65,7 @@ NAME = "extract"
 
 def _corpus(treebank: Path, tokenizer: Any, config: ExtractConfig) -> tuple[Corpus, EncodedCorpus]:
     corpus = load_corpora([treebank], options=config.corpus)[treebank.name.split("_")[0]]
-    encoded = encode_corpus(corpus, tokenizer, context=config.context, max_length=config.max_length)
+    encoded = encode_corpus(corpus, tokenizer, context=config.context)
     return corpus, encoded
 
 
@@ -191,7 +192,10 @@ def loop_overhead(
     def bare(runner: Any, **kwargs: Any) -> None:
         with torch.inference_mode():
             for batch in batches:
-                ids, mask = batch_inputs(encoded, batch, pad)
+                windows = window_rows(
+                    encoded.sentence_lengths[batch], max_length=config.max_length, stride=config.window_stride
+                )
+                ids, mask = batch_inputs(encoded, batch, pad, windows)
                 runner(
                     input_ids=torch.from_numpy(ids),
                     attention_mask=torch.from_numpy(mask),

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from xalign.cli.options import corpus_options
+from xalign.cli.options import corpus_options, parse_treebanks
 
 __all__ = ["extract"]
 
@@ -49,12 +49,19 @@ def _ints(text: str | None) -> tuple[int, ...] | None:
     "--treebank",
     "treebanks",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="A CoNLL-U file named as in UD (repeatable). Default: the embedded PUD sample.",
+    metavar="FILE[:LANG]",
+    help="A CoNLL-U file (repeatable); its language from a UD-style name (ta_ttb-ud-test.conllu) "
+    "or given after a colon (tamil.conllu:ta). Default: the embedded PUD sample.",
 )
 @click.option("--language", "languages", multiple=True, help="Only the embedded sample's LANG (repeatable).")
 @click.option("--layers", help="Hidden-state indices to keep, e.g. 0,6,12 (0 = embeddings). Default: all.")
-@click.option("--pooling", type=click.Choice(["mean", "first", "last"]), default="mean", show_default=True)
+@click.option(
+    "--pooling",
+    type=click.Choice(["mean", "first", "last"]),
+    default="mean",
+    show_default=True,
+    help="How a word's subword vectors become one: their mean (the reference), the first or the last.",
+)
 @click.option(
     "--context",
     type=click.Choice(["sentence", "word"]),
@@ -62,13 +69,43 @@ def _ints(text: str | None) -> tuple[int, ...] | None:
     show_default=True,
     help="sentence: the real sentence text in one pass; word: each word alone, the reference's mode.",
 )
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float16", "float32"]),
+    default="float16",
+    show_default=True,
+    help="Stored dtype; a float16 overflow is an error that suggests float32, never a silent inf.",
+)
 @click.option("--keep-bits", type=click.IntRange(1, 23), help="Lossy: keep N mantissa bits (BitRound).")
 @click.option("--keep-subwords", is_flag=True, help="Also store every subword vector and its word.")
 @corpus_options
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--max-length", type=click.IntRange(min=1), default=512, show_default=True)
-@click.option("--chunk-words", type=click.IntRange(min=1), default=2048, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Sentences (or windows of long ones) per forward pass.",
+)
+@click.option(
+    "--max-length",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Subwords per forward pass. A longer sentence runs in overlapping windows: no word is cut.",
+)
+@click.option(
+    "--stride",
+    type=click.IntRange(min=0),
+    help="Subwords of left context each later window of a long sentence repeats from the one "
+    "before (as Hugging Face tokenizers' stride). Default: half of --max-length.",
+)
+@click.option(
+    "--chunk-words",
+    type=click.IntRange(min=1),
+    default=2048,
+    show_default=True,
+    help="Words per chunk: the unit of writes, of resuming, and of the analyses' reads.",
+)
 @click.option(
     "--loss-sentences",
     type=click.IntRange(min=0),
@@ -84,6 +121,7 @@ def _ints(text: str | None) -> tuple[int, ...] | None:
     type=click.Choice(["float32", "bfloat16", "float16"]),
     default="float32",
     show_default=True,
+    help="Dtype of the model's weights during the forward pass (bfloat16/float16 on a GPU).",
 )
 @click.option(
     "--scheduler",
@@ -151,7 +189,8 @@ def extract(
         raise click.UsageError(
             "--language selects from the embedded sample; with --treebank, pass only the files"
         )
-    files = list(treebanks) or pud_files(list(languages) or list(PUD_LANGUAGES))
+    files, file_languages = parse_treebanks(treebanks)
+    files = files or [str(f) for f in pud_files(list(languages) or list(PUD_LANGUAGES))]
     try:
         config = ExtractConfig(
             model_id=name,
@@ -162,6 +201,7 @@ def extract(
             keep_bits=options["keep_bits"],
             keep_subwords=options["keep_subwords"],
             max_length=options["max_length"],
+            stride=options["stride"],
             batch_size=options["batch_size"],
             chunk_words=options["chunk_words"],
             compute_dtype=options["compute_dtype"],
@@ -191,9 +231,18 @@ def extract(
             overwrite=overwrite,
             progress=None if scheduler else on_progress,
             on_plan=lambda total: setattr(bar, "total", total),
+            file_languages=file_languages,
         )
     finally:
         bar.close()
+    for language, coverage in report.coverage.items():
+        if coverage.windowed_sentences:
+            click.echo(
+                f"{language}: {coverage.windowed_sentences} of {coverage.sentences} sentences are longer "
+                f"than --max-length {config.max_length} subwords (longest {coverage.longest}): "
+                f"run in overlapping windows with {config.window_stride} subwords of left context"
+            )
+        # Words with no subword are logged as warnings by the extractor, per file.
     for done in report.steps:
         losses = ", ".join(f"{lang} {loss:.3f}" for lang, loss in done.heldout_loss.items())
         click.echo(f"step {done.step}: {done.words} words, loss {losses}, weights {done.fingerprint[:12]}")

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["corpus_options", "filter_options"]
+__all__ = ["corpus_options", "filter_options", "parse_treebanks"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,3 +61,34 @@ def filter_options(command: F) -> F:
     ):
         command = option(command)
     return command
+
+
+def parse_treebanks(
+    items: tuple[str, ...] | list[str], *, param_hint: str = "'--treebank'"
+) -> tuple[list[str], dict[str, str]]:
+    """``FILE`` or ``FILE:LANG`` items -> the files, and the languages given for some of them.
+
+    A path that exists is a file even if it holds a colon; otherwise the text after the last
+    colon is the language. A missing file or a bad code is a usage error naming the item.
+    """
+    from pathlib import Path
+
+    from xalign.errors import TreebankError
+    from xalign.treebank.corpus import check_language_code
+
+    files: list[str] = []
+    languages: dict[str, str] = {}
+    for item in items:
+        path, language = item, None
+        if not Path(item).is_file() and ":" in item:
+            path, _, language = item.rpartition(":")
+        if not Path(path).is_file():
+            raise click.BadParameter(f"file {path!r} does not exist", param_hint=param_hint)
+        if language is not None:
+            try:
+                check_language_code(language, where=path)
+            except TreebankError as exc:
+                raise click.BadParameter(str(exc), param_hint=param_hint) from exc
+            languages[str(Path(path))] = language
+        files.append(path)
+    return files, languages

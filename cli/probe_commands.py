@@ -128,3 +128,9 @@ def probe(
         f"results/{report.name}: {report.slabs_run} slab(s) probed ({report.cells_done} cells, "
         f"{report.cells_skipped} skipped by the filters), {report.slabs_already_done} already done"
     )
+    if report.most_dropped:
+        click.echo(
+            f"warning: words that no subword encodes have no vector and were left out: up to "
+            f"{report.most_dropped} per cell (n_dropped in results/{report.name}; xalign info {store})",
+            err=True,
+        )

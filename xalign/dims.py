@@ -42,7 +42,7 @@ FORM: Final = "form"
 LEMMA: Final = "lemma"
 UPOS: Final = "upos"
 SUBWORDS: Final = "subwords"
-"""Number of subword positions pooled into a word (0 = cut by truncation)."""
+"""Number of subword positions pooled into a word (0 = no subword encodes it: its vectors are NaN)."""
 
 # Per-sentence coordinates.
 SENTENCE_ID: Final = "sentence_id"

@@ -17,7 +17,8 @@ from xalign.treebank.corpus import load_corpora
 
 class FakeTokenizer:
     """``TOKEN_k`` -> k subwords (the first carries the leading space, as byte-level BPE does);
-    any other word -> one subword; punctuation -> its own subword."""
+    ``DROPPED`` -> no subword (as characters a tokenizer normalises away); any other word ->
+    one subword; punctuation -> its own subword."""
 
     def __call__(
         self, text: str, *, add_special_tokens: bool = False, return_offsets_mapping: bool = False
@@ -25,6 +26,8 @@ class FakeTokenizer:
         ids: list[int] = []
         offsets: list[tuple[int, int]] = []
         for match in re.finditer(r"\s*(TOKEN_(\d+)|\w+|[^\w\s])", text):
+            if match.group(1) == "DROPPED":
+                continue
             start, end = match.start(1), match.end(1)
             pieces = int(match.group(2)) if match.group(2) else 1
             # The first subword's offsets include the leading whitespace.
@@ -92,13 +95,22 @@ def test_reference_context_tokenises_each_word_alone(tmp_path: Path) -> None:
     assert encoded.n_subwords == 5
 
 
-def test_truncation_empties_the_words_beyond_and_is_counted(tmp_path: Path) -> None:
+def test_long_sentences_keep_every_subword_and_are_counted_as_windowed(tmp_path: Path) -> None:
     path = _treebank(tmp_path, [["1", "a"], ["2", "TOKEN_3"], ["3", "b"]], "a TOKEN_3 b")
-    encoded = _encode(path, max_length=2)
-    assert [p.tolist() for p in encoded.word_positions_of(0)] == [[0], [1], []]
-    assert encoded.truncated_sentences == 1
-    assert encoded.truncated_words == 1
-    assert encoded.sentence_lengths.tolist() == [2]
+    encoded = _encode(path)
+    assert [p.tolist() for p in encoded.word_positions_of(0)] == [[0], [1, 2, 3], [4]]
+    assert encoded.sentence_lengths.tolist() == [5]
+    assert encoded.windowed_sentences(2) == 1
+    assert encoded.windowed_sentences(5) == 0
+    assert encoded.unencoded_words.tolist() == []
+
+
+@pytest.mark.parametrize("context", ["sentence", "word"])
+def test_a_word_with_no_subword_is_reported(tmp_path: Path, context: str) -> None:
+    path = _treebank(tmp_path, [["1", "a"], ["2", "DROPPED"], ["3", "b"]], "a DROPPED b")
+    encoded = _encode(path, context=context)
+    assert encoded.subwords_per_word.tolist() == [1, 0, 1]
+    assert encoded.unencoded_words.tolist() == [1]
 
 
 def test_a_subword_straddling_two_words_belongs_to_both() -> None:
@@ -132,3 +144,28 @@ def test_embedded_sample_aligns_every_word(context: str) -> None:
     encoded = encode_corpus(corpus, FakeTokenizer(), context=context)  # type: ignore[arg-type]
     assert encoded.n_words == corpus.n_words
     assert (encoded.subwords_per_word > 0).all()
+
+
+def test_words_without_a_subword_are_counted_per_file_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from xalign.extract import ExtractConfig
+    from xalign.extract.run import _warn_coverage, encoding_coverage
+
+    path = _treebank(tmp_path, [["1", "a"], ["2", "DROPPED"], ["3", "TOKEN_9"]], "a DROPPED TOKEN_9")
+    (corpus,) = load_corpora([path]).values()
+    config = ExtractConfig(model_id="fake", max_length=4)
+    coverage = encoding_coverage(corpus, encode_corpus(corpus, FakeTokenizer()), config)
+    assert coverage.unencoded_by_file == {str(path): 1}
+    assert coverage.unencoded_words == 1
+    assert (coverage.windowed_sentences, coverage.longest) == (1, 10)
+    with caplog.at_level("INFO", logger="xalign.extract.run"):
+        _warn_coverage("xx", coverage, config)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"xx: 1 word(s) of {path} produce no subword with this tokenizer; their vectors are NaN "
+        "and probing leaves them out"
+    ]
+    assert any(
+        "run in overlapping windows with 2 subwords of left context" in r.getMessage() for r in caplog.records
+    )

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import zarr
 
-from tests.extract.conftest import cut_treebank, small_config
+from tests.extract.conftest import small_config
 from xalign import dims, open_store
 from xalign.extract import Checkpoint, CheckpointError, ExtractionError, extract_store
 from xalign.testing import assert_stores_equal, assert_valid_store
@@ -276,14 +276,63 @@ def test_extraction_on_a_local_dask_cluster_equals_the_sequential_run(
     assert_stores_equal(sequential, parallel)
 
 
-def test_long_sentences_are_cut_and_counted(tmp_path: Path, checkpoints: list[Checkpoint]) -> None:
-    treebank = cut_treebank("en", 10, tmp_path)
-    location = str(tmp_path / "s.zarr")
-    extract_store(location, checkpoints[:1], [treebank], small_config(max_length=8))
-    ds = open_store(location).dataset("en")
-    assert ds.attrs["truncated_sentences"] == 10
-    cut = ds[dims.SUBWORDS].values == 0
-    assert ds.attrs["truncated_words"] == int(cut.sum()) > 0
-    hidden = ds[dims.HIDDEN].isel(step=0).values
-    assert np.isnan(hidden[:, cut]).all()
-    assert np.isfinite(hidden[:, ~cut]).all()
+def long_sentence_treebank(language: str, words: int, out: Path, name: str | None = None) -> Path:
+    """One sentence of ``words`` words, made of the embedded PUD sentences of ``language`` run together."""
+    from xalign.data import pud_files
+
+    (source,) = pud_files([language])
+    rows = []
+    for line in source.read_text(encoding="utf-8").splitlines():
+        columns = line.split("\t")
+        if len(columns) == 10 and columns[0].isdigit() and len(rows) < words:
+            rows.append(columns)
+    lines = ["# sent_id = long-1", "# text = " + " ".join(r[1] for r in rows)]
+    for i, r in enumerate(rows):
+        head, relation = ("0", "root") if i == 0 else ("1", "dep")
+        lines.append("\t".join([str(i + 1), r[1], r[2], r[3], r[4], r[5], head, relation, "_", "_"]))
+    path = out / (name or source.name)
+    path.write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    return path
+
+
+def test_a_sentence_longer_than_the_window_gets_every_word(
+    tmp_path: Path, checkpoints: list[Checkpoint]
+) -> None:
+    """400 words at --max-length 64: every word has a finite vector; the words of the first
+    window equal a run whose window holds the whole sentence (a causal model's first window
+    sees what the whole pass sees); later words, seen with >= stride subwords of left
+    context, stay close to it."""
+    treebank = long_sentence_treebank("en", 400, tmp_path)
+    windowed, whole = str(tmp_path / "windowed.zarr"), str(tmp_path / "whole.zarr")
+    report = extract_store(windowed, checkpoints[2:], [treebank], small_config(max_length=64, stride=48))
+    extract_store(whole, checkpoints[2:], [treebank], small_config(max_length=4096))
+    coverage = report.coverage["en"]
+    assert coverage.windowed_sentences == 1
+    assert coverage.unencoded_words == 0
+    assert coverage.longest > 64 * 4  # many windows
+    a, b = open_store(windowed).dataset("en"), open_store(whole).dataset("en")
+    assert a.attrs["windowed_sentences"] == 1
+    assert b.attrs["windowed_sentences"] == 0
+    assert a.attrs["unencoded_words"] == 0
+    assert open_store(windowed).provenance["windowing"]["stride"] == 48
+    got = a[dims.HIDDEN].isel(step=0).values.astype(np.float32)
+    want = b[dims.HIDDEN].isel(step=0).values.astype(np.float32)
+    assert got.shape[1] == 400
+    assert np.isfinite(got).all()
+    # Words whose subwords all lie in the first window (positions < 64).
+    from xalign.extract.checkpoints import load_checkpoint
+    from xalign.extract.encode import encode_corpus
+    from xalign.treebank.corpus import load_corpora
+
+    (corpus,) = load_corpora([treebank]).values()
+    encoded = encode_corpus(corpus, load_checkpoint(checkpoints[2]).tokenizer)
+    last_position = np.array([p.max() for p in encoded.word_positions_of(0)])
+    first_window = last_position < 64
+    assert first_window.sum() > 10
+    np.testing.assert_allclose(got[:, first_window], want[:, first_window], rtol=2e-3, atol=2e-3)
+    later = ~first_window
+    cosine = (got[:, later] * want[:, later]).sum(-1) / (
+        np.linalg.norm(got[:, later], axis=-1) * np.linalg.norm(want[:, later], axis=-1)
+    )
+    assert cosine.min() > 0.999
+    assert np.abs(got[:, later] - want[:, later]).max() < 0.02 * np.abs(want).max()

@@ -25,7 +25,6 @@ def _corpus(words_per_sentence: list[int], subwords_per_sentence: list[int]) -> 
         word_ptr=ptr(words_per_sentence),
         positions=np.zeros(n_words, dtype=np.int32),
         position_ptr=np.arange(n_words + 1, dtype=np.int64),
-        truncated_sentences=0,
     )
 
 

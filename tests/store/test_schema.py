@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,3 +122,33 @@ def test_malformed_documents_are_refused(mutate: Any, message: str) -> None:
     mutate(document)
     with pytest.raises(SchemaError, match=message):
         StoreSchema.from_dict(document)
+
+
+def test_a_version_1_store_still_opens_and_reads_its_truncation_count(tmp_path: Path) -> None:
+    """Version 1 stores cut long sentences; version 2 runs them in windows. Old stores stay readable."""
+    import zarr
+    from click.testing import CliRunner
+
+    from xalign import open_store
+    from xalign.cli.main import cli
+    from xalign.store.layout import LanguageMeta
+    from xalign.store.write import consolidate
+    from xalign.testing import SyntheticSpec, write_synthetic_store
+
+    location = str(tmp_path / "old.zarr")
+    write_synthetic_store(location, SyntheticSpec(languages=("en",)))
+    root = zarr.open_group(location, mode="r+", use_consolidated=False)
+    root.attrs["xalign_schema"] = {**root.attrs["xalign_schema"], "version": 1}
+    group = root["languages/en"]
+    attrs = group.attrs.asdict()
+    for name in ("windowed_sentences", "unencoded_words"):
+        attrs.pop(name, None)
+    group.attrs.clear()
+    group.attrs.update({**attrs, "truncated_sentences": 2, "truncated_words": 7})
+    consolidate(location)
+    store = open_store(location)
+    assert store.schema_version == 1
+    assert LanguageMeta.from_attrs(store.dataset("en").attrs).unencoded_words == 7
+    info = CliRunner().invoke(cli, ["info", location])
+    assert info.exit_code == 0, info.output
+    assert "schema    v1" in info.output

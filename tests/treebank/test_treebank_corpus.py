@@ -62,5 +62,23 @@ def test_own_split_mode_needs_split_in_the_name(write: WriteFile, row: MakeRow) 
     from xalign.errors import TreebankError
 
     path = _file(write, row, "xx_one-ud-all.conllu", ["a"])
-    with pytest.raises(TreebankError, match="names no split"):
+    with pytest.raises(TreebankError, match=r"takes each file.s split from its name, and this name has none"):
         load_corpora([path], options=CorpusOptions(split_mode="own"))
+
+
+def test_a_file_of_any_name_takes_the_language_it_is_given(tmp_path: Path) -> None:
+    from xalign.data import pud_files
+    from xalign.errors import TreebankError
+    from xalign.treebank.corpus import load_corpora
+
+    (ar,) = pud_files(["ar"])
+    renamed = tmp_path / "my-arabic.conllu"
+    renamed.write_bytes(ar.read_bytes())
+    corpora = load_corpora([renamed, ar], file_languages={str(renamed): "ar"})
+    assert list(corpora) == ["ar"]
+    assert corpora["ar"].files == (str(renamed), str(ar))
+    assert corpora["ar"].treebanks == ("my-arabic", "ar_pud")
+    with pytest.raises(TreebankError, match="cannot tell the language"):
+        load_corpora([renamed])
+    with pytest.raises(TreebankError, match="'a r' is not a language code"):
+        load_corpora([renamed], file_languages={str(renamed): "a r"})

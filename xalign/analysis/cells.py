@@ -2,8 +2,8 @@
 
 A cell is (step, layer, language, attribute). Its words are those carrying one of the
 attribute's kept values (the reference's filters: at least ``min_count`` words in each of
-train, dev and test; at least ``min_values`` such values) and whose vector exists (words
-cut by truncation have none).
+train, dev and test; at least ``min_values`` such values) and whose vector exists (a word
+that no subword encodes has none: it is counted as dropped).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ class CellData:
     train: tuple[np.ndarray, np.ndarray]
     dev: tuple[np.ndarray, np.ndarray]
     test: tuple[np.ndarray, np.ndarray]
+    dropped: int = 0
+    """Words with a kept value but no vector (no subword encodes them), left out."""
 
 
 def kept_values(
@@ -60,5 +62,8 @@ def split_cells(
         for split in dims.SPLITS:
             rows = np.flatnonzero(finite & (ids >= 0) & (splits == split))
             parts.append((X[rows], ids[rows]))
-        cells[attribute] = CellData(values=values, train=parts[0], dev=parts[1], test=parts[2])
+        dropped = int(((ids >= 0) & ~finite & np.isin(splits, dims.SPLITS)).sum())
+        cells[attribute] = CellData(
+            values=values, train=parts[0], dev=parts[1], test=parts[2], dropped=dropped
+        )
     return cells

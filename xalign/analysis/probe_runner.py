@@ -20,7 +20,13 @@ import numpy as np
 import zarr
 
 from xalign import dims
-from xalign.analysis.probing import ProbeParams, grid_attributes, grid_template, probe_slab
+from xalign.analysis.probing import (
+    ProbeParams,
+    check_selection_size,
+    grid_attributes,
+    grid_template,
+    probe_slab,
+)
 from xalign.parallel import check_scheduler, compute_tasks
 from xalign.store.location import StoreLocation
 from xalign.store.nodes import child_array
@@ -32,7 +38,7 @@ __all__ = ["GridReport", "run_probe_grid"]
 
 logger = logging.getLogger(__name__)
 
-FILL_VALUES = {"selected_neuron": -1, "status": "", "n_train": 0, "n_dev": 0, "n_test": 0}
+FILL_VALUES = {"selected_neuron": -1, "status": "", "n_train": 0, "n_dev": 0, "n_test": 0, "n_dropped": 0}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -43,6 +49,8 @@ class GridReport:
     """Of the slabs selected, those found done."""
     cells_done: int
     cells_skipped: int
+    most_dropped: int = 0
+    """The most words any probed cell left out for lack of a vector (``n_dropped``)."""
 
 
 def run_probe_grid(
@@ -71,6 +79,10 @@ def run_probe_grid(
     if scheduler != "threads" and scheduler != "sync" and not isinstance(location, str | Path):
         raise ResultsError(f"the {scheduler} scheduler needs a store on disk, not a memory store")
     store = open_store(location)
+    try:
+        check_selection_size(params.k, n_neurons=store.n_neurons)
+    except ValueError as exc:
+        raise ResultsError(str(exc)) from None
     if attributes is None:
         attributes = grid_attributes(store, store.languages, params)
         if not attributes:
@@ -136,6 +148,7 @@ def run_probe_grid(
         slabs_already_done=done,
         cells_done=sum(s["done"] for s in summaries),
         cells_skipped=sum(s["skipped"] for s in summaries),
+        most_dropped=max((s["dropped"] for s in summaries), default=0),
     )
 
 
@@ -164,4 +177,5 @@ def _run_slab(
     return {
         "done": int((status == "done").sum()),
         "skipped": int(sum(str(s).startswith("skipped") for s in status)),
+        "dropped": int(out["n_dropped"].max(initial=0)),
     }

@@ -23,6 +23,7 @@ __all__ = [
     "CELL_VARIABLES",
     "RANK_VARIABLES",
     "ProbeParams",
+    "check_selection_size",
     "grid_template",
     "probe_grid",
     "probe_slab",
@@ -38,8 +39,10 @@ CELL_VARIABLES = (
     "n_train",
     "n_dev",
     "n_test",
+    "n_dropped",
 )
-"""Per-cell results: metrics with every neuron, and word counts."""
+"""Per-cell results: metrics with every neuron, and word counts (``n_dropped``: words with a
+kept value left out because no subword encodes them)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -76,6 +79,26 @@ class ProbeParams:
         from xalign.analysis.latent import LatentProbe
 
         return LatentProbe(seed=self.seed, max_epochs=self.max_epochs, patience=self.patience)
+
+
+def check_selection_size(k: int, *, n_neurons: int, selection: int | None = None, option: str = "k") -> None:
+    """Refuse a top-k size the store or the selection cannot give, in one line naming the limit.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` exceeds ``n_neurons`` (the hidden-state width) or ``selection`` (the ranks
+        a probing run selected).
+    """
+    if k < 1:
+        raise ValueError(f"{option} must be at least 1, got {k}")
+    if k > n_neurons:
+        raise ValueError(f"{option} ({k}) exceeds the number of neurons ({n_neurons}) in the store")
+    if selection is not None and k > selection:
+        raise ValueError(
+            f"{option} ({k}) exceeds the {selection} neurons that the probing run selected; "
+            f"use {option} <= {selection}, or probe again with a larger --k"
+        )
 
 
 def slab_labels(store: Store, language: str) -> xr.Dataset:
@@ -148,10 +171,11 @@ def _probe_cell(cell: CellData, params: ProbeParams, out: dict[str, np.ndarray],
         for name in METRICS:
             out[f"{split}_{name}"][i, :ranks] = metrics[name]
             out[f"all_{split}_{name}"][i] = everything[name]
-    out["n_train"][i], out["n_dev"][i], out["n_test"][i] = (
+    out["n_train"][i], out["n_dev"][i], out["n_test"][i], out["n_dropped"][i] = (
         len(cell.train[1]),
         len(cell.dev[1]),
         len(cell.test[1]),
+        cell.dropped,
     )
     out["status"][i] = "done"
 
@@ -174,6 +198,7 @@ def probe_grid(
     import dask.array as da
     from dask.delayed import delayed
 
+    check_selection_size(params.k, n_neurons=store.n_neurons)
     coords = _grid_coords(store, params, steps, layers, languages, attributes)
     attributes = list(coords[dims.ATTRIBUTE])
     template = _empty(len(attributes), params.k)

@@ -187,7 +187,7 @@ def transfer_slab(
 
     For each source language and attribute kept by the filters in the source, a classifier is
     fitted on the source's train words and scored on each target's test words whose value is
-    one of the source's kept values (words without a vector, cut by truncation, are left out).
+    one of the source's kept values (words without a vector, which no subword encodes, are left out).
 
     Returns
     -------

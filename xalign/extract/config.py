@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from xalign.extract.encode import Context
+from xalign.extract.windows import default_stride
 from xalign.treebank.corpus import CorpusOptions
 
 __all__ = ["ExtractConfig", "Pooling", "config_differences"]
@@ -43,7 +44,11 @@ class ExtractConfig:
     keep_subwords
         Also store every subword's vector and its word.
     max_length
-        Subwords per sentence the model sees; longer sentences are cut and counted.
+        Subwords per forward pass (the model's window). A longer sentence runs in
+        overlapping windows, so every word gets its vector.
+    stride
+        Subwords of left context that each later window of a long sentence repeats from
+        the one before (as Hugging Face tokenizers' ``stride``); None: ``max_length // 2``.
     batch_size
         Sentences per forward pass (length-sorted within a window of the corpus).
     chunk_words, chunk_sentences, chunk_subwords
@@ -67,6 +72,7 @@ class ExtractConfig:
     keep_bits: int | None = None
     keep_subwords: bool = False
     max_length: int = 512
+    stride: int | None = None
     batch_size: int = 16
     chunk_words: int = 2048
     chunk_sentences: int = 512
@@ -79,6 +85,10 @@ class ExtractConfig:
         for name in ("max_length", "batch_size", "chunk_words", "chunk_sentences", "chunk_subwords"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.stride is not None and not 0 <= self.stride < self.max_length:
+            raise ValueError(
+                f"stride must be between 0 and max_length - 1 ({self.max_length - 1}), got {self.stride}"
+            )
         if self.loss_sentences is not None and self.loss_sentences < 0:
             raise ValueError(f"loss_sentences must be >= 0 or None, got {self.loss_sentences}")
         limit = 10 if self.dtype == "float16" else 23
@@ -86,6 +96,11 @@ class ExtractConfig:
             raise ValueError(
                 f"keep_bits must be between 1 and {limit} for {self.dtype}, got {self.keep_bits}"
             )
+
+    @property
+    def window_stride(self) -> int:
+        """The left context of later windows, with the default resolved."""
+        return default_stride(self.max_length) if self.stride is None else self.stride
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form, as stored in the store's provenance."""

@@ -50,8 +50,8 @@ def word_positions(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int
     -------
     list of list of int
         For each word, the positions whose span overlaps the word's span, in order. A
-        subword that straddles two words belongs to both; a word left with none (e.g.
-        cut by truncation) gets an empty list.
+        subword that straddles two words belongs to both; a word left with none (its
+        characters produced no subword) gets an empty list.
     """
     if not spans:
         return []
@@ -78,8 +78,6 @@ class EncodedCorpus:
     word_ptr: np.ndarray
     positions: np.ndarray
     position_ptr: np.ndarray
-    truncated_sentences: int
-    """Sentences cut at ``max_length`` subwords."""
 
     @property
     def n_sentences(self) -> int:
@@ -100,12 +98,17 @@ class EncodedCorpus:
 
     @property
     def subwords_per_word(self) -> np.ndarray:
-        """Subword positions pooled into each word; 0 for a word lost to truncation."""
+        """Subword positions pooled into each word; 0 for a word that no subword encodes."""
         return np.diff(self.position_ptr)
 
     @property
-    def truncated_words(self) -> int:
-        return int((self.subwords_per_word == 0).sum())
+    def unencoded_words(self) -> np.ndarray:
+        """Corpus indices of the words that no subword encodes (their vectors are NaN)."""
+        return np.flatnonzero(self.subwords_per_word == 0)
+
+    def windowed_sentences(self, max_length: int) -> int:
+        """Sentences longer than ``max_length`` subwords, which run in overlapping windows."""
+        return int((self.sentence_lengths > max_length).sum())
 
     def sentence_ids(self, sentence: int) -> np.ndarray:
         return self.ids[self.token_ptr[sentence] : self.token_ptr[sentence + 1]]
@@ -128,21 +131,15 @@ class EncodedCorpus:
         return owner
 
 
-def encode_corpus(
-    corpus: Corpus, tokenizer: Tokenizer, *, context: Context = "sentence", max_length: int | None = None
-) -> EncodedCorpus:
+def encode_corpus(corpus: Corpus, tokenizer: Tokenizer, *, context: Context = "sentence") -> EncodedCorpus:
     """Tokenise ``corpus`` and align its words to subwords.
 
-    Parameters
-    ----------
-    max_length
-        Keep at most this many subwords per sentence; words beyond get no subwords and
-        are counted in :attr:`EncodedCorpus.truncated_words`.
+    Every subword is kept, however long the sentence: sentences longer than the model's
+    window run in overlapping windows (:mod:`xalign.extract.windows`).
     """
     ids: list[np.ndarray] = []
     per_word: list[np.ndarray] = []
     words_per_sentence: list[int] = []
-    truncated = 0
     for sentence in corpus.sentences:
         if context == "sentence":
             encoded = tokenizer(sentence.text, add_special_tokens=False, return_offsets_mapping=True)
@@ -156,10 +153,6 @@ def encode_corpus(
                 sentence_ids += word_ids
         else:
             raise ValueError(f"context must be 'sentence' or 'word', got {context!r}")
-        if max_length is not None and len(sentence_ids) > max_length:
-            truncated += 1
-            sentence_ids = sentence_ids[:max_length]
-            positions = [[p for p in word if p < max_length] for word in positions]
         ids.append(np.asarray(sentence_ids, dtype=np.int64))
         per_word += [np.asarray(p, dtype=np.int32) for p in positions]
         words_per_sentence.append(len(sentence.words))
@@ -169,7 +162,6 @@ def encode_corpus(
         word_ptr=_pointers(words_per_sentence),
         positions=np.concatenate(per_word) if per_word else np.zeros(0, dtype=np.int32),
         position_ptr=_pointers([len(p) for p in per_word]),
-        truncated_sentences=truncated,
     )
 
 

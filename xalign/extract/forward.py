@@ -1,8 +1,12 @@
 """One forward pass over a batch of sentences: pooled word and sentence vectors, and losses.
 
-Pooling is a sparse matrix product: a (word x batch position) matrix of pooling weights,
-applied to each kept layer, costs in proportion to the subwords pooled (a dense product, or
-``index_add``, is tens of times slower on CPU).
+Sentences longer than the model's window run as overlapping windows (see
+:mod:`xalign.extract.windows`): every subword position is read from the one window that owns
+it, so no word is cut. Everything kept is a weighted sum of hidden states at owned positions
+(a word's mean, a sentence's mean, the last token, each subword), so one sparse
+(output x batch position) matrix per group of windows pools a whole layer: its cost is in
+proportion to the subwords pooled (a dense product, or ``index_add``, is tens of times slower
+on CPU).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import numpy as np
 
 from xalign.extract.config import Pooling
 from xalign.extract.encode import EncodedCorpus
+from xalign.extract.windows import WindowRows, window_rows
 
 __all__ = ["BatchOutput", "batch_inputs", "run_batch"]
 
@@ -34,16 +39,18 @@ class BatchOutput:
     subwords: list[np.ndarray] | None
     """Per sentence, ``(layer, subword, neuron)``, where subwords are kept."""
     tokens: int
+    windows: int
+    """Forward rows run: one per sentence, more for sentences longer than the window."""
 
 
-def _gather_plan(
-    encoded: EncodedCorpus, sentences: np.ndarray, width: int, pooling: Pooling
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Which flat batch positions feed which word of the batch.
+def _word_plan(
+    encoded: EncodedCorpus, sentences: np.ndarray, pooling: Pooling
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Which sentence positions feed which word of the batch.
 
-    Returns (positions, owners, counts, words per sentence): row ``positions[i]`` of the
-    flattened (sentence, position) axis is added into word ``owners[i]``; ``counts[w]`` is
-    how many rows word ``w`` gets (0 for a word cut by truncation).
+    Returns (batch sentence, position, owner word, counts, words per sentence): position
+    ``positions[i]`` of batch sentence ``sentence[i]`` is added into word ``owners[i]``;
+    ``counts[w]`` is how many positions word ``w`` gets (0 for a word with no subword).
     """
     first, last = encoded.word_ptr[sentences], encoded.word_ptr[sentences + 1]
     per_sentence = last - first
@@ -59,20 +66,82 @@ def _gather_plan(
     owners = np.repeat(np.arange(len(word_ids)), counts)
     offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     sentence_of_word = np.repeat(np.arange(len(sentences)), per_sentence)
-    positions = encoded.positions[np.repeat(starts, counts) + offsets] + sentence_of_word[owners] * width
-    return positions.astype(np.int64), owners.astype(np.int64), counts, per_sentence
+    positions = encoded.positions[np.repeat(starts, counts) + offsets]
+    return sentence_of_word[owners], positions.astype(np.int64), owners.astype(np.int64), counts, per_sentence
 
 
-def batch_inputs(encoded: EncodedCorpus, sentences: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Right-padded token ids and attention mask of a batch: ``(sentence, position)``."""
-    lengths = encoded.sentence_lengths[sentences]
-    width = max(1, int(lengths.max(initial=0)))
-    ids = np.full((len(sentences), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(sentences), width), dtype=np.int64)
-    for b, sentence in enumerate(sentences):
-        ids[b, : lengths[b]] = encoded.sentence_ids(int(sentence))
-        mask[b, : lengths[b]] = 1
+def batch_inputs(
+    encoded: EncodedCorpus, sentences: np.ndarray, pad_id: int, windows: WindowRows | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Right-padded token ids and attention mask of a batch: ``(row, position)``.
+
+    Without ``windows``, one row per sentence, whole.
+    """
+    if windows is None:
+        lengths = encoded.sentence_lengths[sentences]
+        rows = np.stack([np.arange(len(sentences)), np.zeros_like(lengths), lengths], axis=1)
+        width = max(1, int(lengths.max(initial=0)))
+    else:
+        rows, width = windows.rows, windows.width
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for r, (b, start, end) in enumerate(rows.tolist()):
+        ids[r, : end - start] = encoded.sentence_ids(int(sentences[b]))[start:end]
+        mask[r, : end - start] = 1
     return ids, mask
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Pooling:
+    """A sparse pooling over the row space: output ``rows[i]`` adds ``weights[i]`` x ``columns[i]``."""
+
+    rows: np.ndarray
+    columns: np.ndarray
+    weights: np.ndarray
+    n_outputs: int
+
+
+def _pooling_plan(
+    encoded: EncodedCorpus,
+    sentences: np.ndarray,
+    windows: WindowRows,
+    *,
+    pooling: Pooling,
+    keep_subwords: bool,
+) -> tuple[_Pooling, dict[str, slice], np.ndarray, np.ndarray]:
+    """Every kept vector as weighted owned positions.
+
+    Returns the pooling, the slice of each kind of output, word counts and words per sentence.
+    """
+    lengths = encoded.sentence_lengths[sentences]
+    b_of, positions, owners, counts, per_sentence = _word_plan(encoded, sentences, pooling)
+    column = windows.owner[windows.owner_ptr[b_of] + positions]
+    parts = [(owners, column, 1.0 / np.maximum(counts, 1)[owners])]
+    n_words = len(counts)
+    # Sentence means over every position, the last position, and (kept) every subword.
+    b_all = np.repeat(np.arange(len(sentences)), lengths)
+    parts.append((n_words + b_all, windows.owner, 1.0 / lengths[b_all]))
+    nonempty = np.flatnonzero(lengths > 0)
+    last_columns = windows.owner[windows.owner_ptr[nonempty] + lengths[nonempty] - 1]
+    parts.append((n_words + len(sentences) + nonempty, last_columns, np.ones(len(nonempty))))
+    slices = {
+        "words": slice(0, n_words),
+        "mean": slice(n_words, n_words + len(sentences)),
+        "last": slice(n_words + len(sentences), n_words + 2 * len(sentences)),
+    }
+    n_outputs = n_words + 2 * len(sentences)
+    if keep_subwords:
+        total = len(windows.owner)
+        parts.append((n_outputs + np.arange(total), windows.owner, np.ones(total)))
+        slices["subwords"] = slice(n_outputs, n_outputs + total)
+        n_outputs += total
+    plan = _Pooling(
+        rows=np.concatenate([p[0] for p in parts]).astype(np.int64),
+        columns=np.concatenate([p[1] for p in parts]).astype(np.int64),
+        weights=np.concatenate([p[2] for p in parts]).astype(np.float32),
+        n_outputs=n_outputs,
+    )
+    return plan, slices, counts, per_sentence
 
 
 def run_batch(
@@ -83,53 +152,70 @@ def run_batch(
     layers: tuple[int, ...],
     pooling: Pooling,
     pad_id: int,
+    max_length: int,
+    stride: int,
     device: str = "cpu",
     keep_subwords: bool = False,
     with_loss: bool = True,
 ) -> BatchOutput:
-    """Run ``model`` on ``sentences`` (right-padded) and pool its hidden states.
+    """Run ``model`` on ``sentences`` (right-padded, in windows of ``max_length``) and pool.
 
-    Without ``with_loss`` only the base model runs: hidden states need no language-model
-    head, which on a large vocabulary is a good part of the forward pass.
+    Windows run in groups of at most ``len(sentences)`` rows, so a batch of long sentences
+    costs no more memory at once than a batch of short ones. Without ``with_loss`` only the
+    base model runs: hidden states need no language-model head, which on a large vocabulary
+    is a good part of the forward pass.
     """
     import torch
 
-    ids, mask = batch_inputs(encoded, sentences, pad_id)
     lengths = encoded.sentence_lengths[sentences]
-    width = ids.shape[1]
-    positions, owners, counts, per_sentence = _gather_plan(encoded, sentences, width, pooling)
-    valid = np.flatnonzero(mask.reshape(-1))
-    last = np.arange(len(sentences)) * width + np.maximum(lengths - 1, 0)
+    windows = window_rows(lengths, max_length=max_length, stride=stride)
+    ids, mask = batch_inputs(encoded, sentences, pad_id, windows)
+    plan, slices, counts, per_sentence = _pooling_plan(
+        encoded, sentences, windows, pooling=pooling, keep_subwords=keep_subwords
+    )
+    width, group = windows.width, max(1, len(sentences))
+    # Next-token loss: the target at position p (p >= 1) is predicted where p - 1 is owned.
+    b_all = np.repeat(np.arange(len(sentences)), lengths)
+    p_all = np.arange(len(b_all)) - windows.owner_ptr[b_all]
+    targets = np.flatnonzero(p_all >= 1)
+    predicted_at = windows.owner[targets - 1]
+    target_ids = np.concatenate([encoded.sentence_ids(int(s)) for s in sentences] or [np.zeros(0, np.int64)])[
+        targets
+    ]
+    nll = np.zeros(len(targets), dtype=np.float64)
+    pooled: list[Any] = [None] * len(layers)
     with torch.inference_mode():
-        ids_t, mask_t = torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
         runner = model if with_loss else model.base_model
-        out = runner(input_ids=ids_t, attention_mask=mask_t, output_hidden_states=True, use_cache=False)
-        loss = (
-            _sentence_loss(out.logits, ids_t, mask_t)
-            if with_loss
-            else np.full(len(sentences), np.nan, dtype=np.float32)
-        )
-        flat_size = len(sentences) * width
-        word_weights = _sparse(
-            owners, positions, 1.0 / np.maximum(counts, 1)[owners], (len(counts), flat_size), device
-        )
-        mean_weights = _sparse(
-            valid // width, valid, 1.0 / lengths[valid // width], (len(sentences), flat_size), device
-        )
-        last_t, valid_t = torch.from_numpy(last).to(device), torch.from_numpy(valid).to(device)
-        words, means, lasts, subwords = [], [], [], []
-        for layer in layers:
-            state = out.hidden_states[layer]
-            flat = state.reshape(-1, state.shape[-1]).float()
-            words.append(torch.sparse.mm(word_weights, flat))
-            means.append(torch.sparse.mm(mean_weights, flat))
-            lasts.append(flat[last_t])
-            if keep_subwords:
-                subwords.append(flat[valid_t])
-        word_vectors = torch.stack(words).cpu().numpy()
-        sentence_mean = torch.stack(means).cpu().numpy()
-        sentence_last = torch.stack(lasts).cpu().numpy()
-        subword_vectors = torch.stack(subwords).cpu().numpy() if keep_subwords else None
+        for first in range(0, len(ids), group):
+            last = min(first + group, len(ids))
+            lo, hi = first * width, last * width
+            ids_t = torch.from_numpy(ids[first:last]).to(device)
+            mask_t = torch.from_numpy(mask[first:last]).to(device)
+            out = runner(input_ids=ids_t, attention_mask=mask_t, output_hidden_states=True, use_cache=False)
+            here = (plan.columns >= lo) & (plan.columns < hi)
+            weights = _sparse(
+                plan.rows[here],
+                plan.columns[here] - lo,
+                plan.weights[here],
+                (plan.n_outputs, hi - lo),
+                device,
+            )
+            for i, layer in enumerate(layers):
+                state = out.hidden_states[layer]
+                flat = state.reshape(-1, state.shape[-1]).float()
+                part = torch.sparse.mm(weights, flat)
+                pooled[i] = part if pooled[i] is None else pooled[i] + part
+            if with_loss:
+                mine = (predicted_at >= lo) & (predicted_at < hi)
+                nll[mine] = _token_nll(out.logits, predicted_at[mine] - lo, target_ids[mine])
+        if pooled[0] is None:  # no sentence has a subword: nothing ran
+            hidden = 0 if not layers else _hidden_size(model)
+            stacked = np.zeros((len(layers), plan.n_outputs, hidden), dtype=np.float32)
+        else:
+            stacked = torch.stack(pooled).cpu().numpy()
+    word_vectors = stacked[:, slices["words"]]
+    sentence_mean = stacked[:, slices["mean"]]
+    sentence_last = stacked[:, slices["last"]]
     word_vectors[:, counts == 0] = np.nan
     sentence_mean[:, lengths == 0] = np.nan
     sentence_last[:, lengths == 0] = np.nan
@@ -138,18 +224,25 @@ def run_batch(
         words=np.split(word_vectors, np.cumsum(per_sentence)[:-1], axis=1),
         sentence_mean=sentence_mean,
         sentence_last=sentence_last,
-        loss=loss,
+        loss=_sentence_loss(nll, b_all[targets], len(sentences))
+        if with_loss
+        else np.full(len(sentences), np.nan, dtype=np.float32),
         subwords=None
-        if subword_vectors is None
-        else np.split(subword_vectors, np.cumsum(lengths)[:-1], axis=1),
+        if not keep_subwords
+        else np.split(stacked[:, slices["subwords"]], np.cumsum(lengths)[:-1], axis=1),
         tokens=int(lengths.sum()),
+        windows=len(windows.rows),
     )
+
+
+def _hidden_size(model: Any) -> int:
+    return int(model.config.hidden_size)
 
 
 def _sparse(
     rows: np.ndarray, columns: np.ndarray, values: np.ndarray, shape: tuple[int, int], device: str
 ) -> Any:
-    """A (rows x batch positions) pooling matrix; one sparse product pools a whole layer."""
+    """An (output x positions) pooling matrix; one sparse product pools a whole layer."""
     import torch
 
     indices = torch.from_numpy(np.stack([rows, columns]).astype(np.int64))
@@ -159,18 +252,28 @@ def _sparse(
     return matrix.coalesce().to(device)
 
 
-def _sentence_loss(logits: Any, ids: Any, mask: Any) -> np.ndarray:
-    """Mean next-token cross-entropy of each sentence, over its real (unpadded) tokens.
+def _token_nll(logits: Any, at: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Next-token cross-entropy of ``targets`` predicted at flat positions ``at`` of ``logits``.
 
     ``logsumexp`` minus the target's logit: the same values as ``cross_entropy`` without
-    copying the (sentence, position, vocabulary) logits first.
+    copying the (row, position, vocabulary) logits first.
     """
     import torch
 
-    nll = torch.logsumexp(logits, dim=-1)[:, :-1].float()
-    nll -= logits[:, :-1].gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1).float()
-    valid = mask[:, 1:].float()
-    count = valid.sum(dim=1)
-    out: np.ndarray = ((nll * valid).sum(dim=1) / count.clamp(min=1)).cpu().numpy().astype(np.float32)
-    out[count.cpu().numpy() == 0] = np.nan
+    flat = logits.reshape(-1, logits.shape[-1])
+    at_t = torch.from_numpy(at).to(flat.device)
+    chosen = flat[at_t]
+    target_t = torch.from_numpy(targets).to(flat.device)
+    nll = torch.logsumexp(chosen, dim=-1).float() - chosen.gather(-1, target_t[:, None]).squeeze(-1).float()
+    out: np.ndarray = nll.cpu().numpy().astype(np.float64)
     return out
+
+
+def _sentence_loss(nll: np.ndarray, sentence_of: np.ndarray, n_sentences: int) -> np.ndarray:
+    """Mean next-token loss of each sentence over its predicted tokens; NaN with none."""
+    count = np.bincount(sentence_of, minlength=n_sentences)
+    total = np.bincount(sentence_of, weights=nll, minlength=n_sentences)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loss = (total / count).astype(np.float32)
+    loss[count == 0] = np.nan
+    return loss

@@ -28,19 +28,21 @@ from xalign.extract.forward import run_batch
 from xalign.extract.lock import store_lock
 from xalign.extract.plan import loss_batches, needed_sentences, plan_batches
 from xalign.extract.sink import DISK_FULL, ChunkSink, ChunkWriter, ExtractionError, disk_full_error
-from xalign.extract.template import StorePlan, file_digest, prepare_store, provenance
+from xalign.extract.template import StorePlan, check_store, file_digest, prepare_store, provenance
 from xalign.parallel import check_scheduler, compute_tasks
 from xalign.store.layout import ACTIVATIONS, LANGUAGES_GROUP, LanguageMeta, language_group
 from xalign.store.location import StoreLocation, describe_location
 from xalign.store.nodes import child_array, child_group
 from xalign.store.write import consolidate
-from xalign.treebank.corpus import Corpus, load_corpora
+from xalign.treebank.corpus import Corpus, load_corpora, load_corpus
 
 __all__ = [
+    "Coverage",
     "ExtractReport",
     "LanguageReport",
     "Progress",
     "StepReport",
+    "encoding_coverage",
     "extract",
     "extract_language",
     "extract_step",
@@ -71,7 +73,64 @@ class ExtractReport:
     new_steps: tuple[int, ...] = ()
     new_languages: tuple[str, ...] = ()
     words_to_do: int = 0
+    coverage: dict[str, Coverage] = field(default_factory=dict)
+    """Per language: sentences run in windows, and words that no subword encodes."""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Coverage:
+    """How a language's words reach the model."""
+
+    sentences: int
+    windowed_sentences: int
+    """Sentences longer than ``max_length`` subwords, run in overlapping windows."""
+    longest: int
+    """Subwords of the longest sentence."""
+    unencoded_by_file: dict[str, int]
+    """File -> words that no subword encodes (NaN vectors; probing leaves them out)."""
+
+    @property
+    def unencoded_words(self) -> int:
+        return sum(self.unencoded_by_file.values())
+
+
+def encoding_coverage(corpus: Corpus, encoded: EncodedCorpus, config: ExtractConfig) -> Coverage:
+    """Which sentences of ``corpus`` need windows, and which words have no subword, per file."""
+    lost = encoded.unencoded_words
+    sentence_of = np.searchsorted(encoded.word_ptr, lost, side="right") - 1
+    by_file: dict[str, int] = {}
+    for s in sentence_of.tolist():
+        path = corpus.sentences[s].path
+        by_file[path] = by_file.get(path, 0) + 1
+    return Coverage(
+        sentences=encoded.n_sentences,
+        windowed_sentences=encoded.windowed_sentences(config.max_length),
+        longest=int(encoded.sentence_lengths.max(initial=0)),
+        unencoded_by_file=by_file,
+    )
+
+
+def _warn_coverage(language: str, coverage: Coverage, config: ExtractConfig) -> None:
+    if coverage.windowed_sentences:
+        logger.info(
+            "%s: %d of %d sentences are longer than --max-length %d subwords (the longest has %d); "
+            "they run in overlapping windows with %d subwords of left context",
+            language,
+            coverage.windowed_sentences,
+            coverage.sentences,
+            config.max_length,
+            coverage.longest,
+            config.window_stride,
+        )
+    for path, count in coverage.unencoded_by_file.items():
+        logger.warning(
+            "%s: %d word(s) of %s produce no subword with this tokenizer; their vectors are NaN "
+            "and probing leaves them out",
+            language,
+            count,
+            path,
+        )
 
 
 def extract(
@@ -85,6 +144,7 @@ def extract(
     overwrite: bool = False,
     progress: Progress | None = None,
     on_plan: Callable[[int], None] | None = None,
+    file_languages: Mapping[str, str] | None = None,
 ) -> ExtractReport:
     """Extract every checkpoint over every treebank into the store at ``location``.
 
@@ -93,7 +153,8 @@ def extract(
     checkpoints
         One per step; steps must be distinct.
     treebanks
-        CoNLL-U files; files of one language (from the UD file name) are pooled.
+        CoNLL-U files; files of one language (from the UD file name, or ``file_languages``)
+        are pooled.
     scheduler
         None runs the jobs here, one after another (with ``progress``). Otherwise a name for
         :func:`xalign.parallel.compute_tasks`: ``local:N`` starts a ``distributed.LocalCluster``
@@ -101,6 +162,8 @@ def extract(
         a running scheduler. Workers must see ``location`` and the treebank files.
     on_plan
         Called once with the number of words that will be extracted (for a progress total).
+    file_languages
+        Path -> language code for files whose names are not UD-style.
 
     Raises
     ------
@@ -127,6 +190,7 @@ def extract(
             overwrite=overwrite,
             progress=progress,
             on_plan=on_plan,
+            file_languages=file_languages,
         )
 
 
@@ -152,15 +216,21 @@ def _extract(
     overwrite: bool,
     progress: Progress | None,
     on_plan: Callable[[int], None] | None,
+    file_languages: Mapping[str, str] | None,
 ) -> ExtractReport:
     steps = [c.step for c in checkpoints]
     files = [str(Path(f)) for f in treebanks]
-    corpora = load_corpora(files, options=config.corpus)
+    corpora = load_corpora(files, options=config.corpus, file_languages=file_languages)
     tokenizer, tokenizer_hash, shape = inspect_checkpoint(checkpoints[0])
     encoded = {
-        language: encode_corpus(corpus, tokenizer, context=config.context, max_length=config.max_length)
+        language: encode_corpus(corpus, tokenizer, context=config.context)
         for language, corpus in corpora.items()
     }
+    coverage = {
+        language: encoding_coverage(corpora[language], encoded[language], config) for language in corpora
+    }
+    for language, found in coverage.items():
+        _warn_coverage(language, found, config)
     prov = provenance(
         config,
         tokenizer=tokenizer,
@@ -210,6 +280,7 @@ def _extract(
         new_steps=plan.new_steps,
         new_languages=plan.new_languages,
         words_to_do=words_to_do,
+        coverage=coverage,
     )
 
 
@@ -226,6 +297,12 @@ def _prepare(location: StoreLocation, *, overwrite: bool, **arguments: Any) -> S
         return prepare_store(location, overwrite=overwrite, **arguments)
     if note.exists():
         overwrite = _undo_preparation(location, note) or overwrite
+    # A refused run writes nothing, not even the note: refusals are all found before it.
+    check_store(
+        location,
+        overwrite=overwrite,
+        **{name: arguments[name] for name in ("config", "checkpoints", "shape", "prov")},
+    )
     state = _store_state(location, overwrite)
     temporary = note.with_name(note.name + ".partial")
     try:
@@ -365,10 +442,8 @@ def extract_step(
     totals = LanguageReport(words=0, sentences=0, batches=0, bytes_written=0)
     losses: dict[str, float] = {}
     for language, files in languages.items():
-        corpus = load_corpora(files, options=config.corpus)[language]
-        encoded = encode_corpus(
-            corpus, loaded.tokenizer, context=config.context, max_length=config.max_length
-        )
+        corpus = load_corpus(language, files, options=config.corpus)
+        encoded = encode_corpus(corpus, loaded.tokenizer, context=config.context)
         group = child_group(root, language_group(language))
         _check_encoding(group, corpus, encoded, checkpoint)
         report = extract_language(
@@ -447,6 +522,8 @@ def extract_language(
                 layers=layers,
                 pooling=config.pooling,
                 pad_id=pad_id,
+                max_length=config.max_length,
+                stride=config.window_stride,
                 device=device,
                 keep_subwords=config.keep_subwords,
                 with_loss=with_loss,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,15 @@ from xalign.store.write import write_language, write_root
 from xalign.treebank.corpus import Corpus
 from xalign.treebank.reader import treebank_name
 
-__all__ = ["StorePlan", "file_digest", "language_template", "prepare_store", "provenance"]
+__all__ = [
+    "StorePlan",
+    "check_store",
+    "describe_layers",
+    "file_digest",
+    "language_template",
+    "prepare_store",
+    "provenance",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +75,12 @@ def provenance(
         "context": config.context,
         "dtype": config.dtype,
         "keep_bits": config.keep_bits,
+        "windowing": {
+            "max_length": config.max_length,
+            "stride": config.window_stride,
+            "method": "sentences longer than max_length run in overlapping windows; each subword is "
+            "read from the window that owns it, with at least `stride` subwords of left context",
+        },
         "xalign_version": __version__,
         "config": config.to_dict(),
         "config_hash": config.digest(),
@@ -92,8 +107,8 @@ def language_template(
         chunk_words=config.chunk_words,
         chunk_sentences=config.chunk_sentences,
         chunk_subwords=config.chunk_subwords if config.keep_subwords else None,
-        truncated_sentences=encoded.truncated_sentences,
-        truncated_words=encoded.truncated_words,
+        windowed_sentences=encoded.windowed_sentences(config.max_length),
+        unencoded_words=len(encoded.unencoded_words),
     )
     data = empty_language_data(
         meta,
@@ -153,6 +168,35 @@ class StorePlan:
     new_languages: tuple[str, ...]
 
 
+def check_store(
+    location: StoreLocation,
+    *,
+    config: ExtractConfig,
+    checkpoints: Sequence[Checkpoint],
+    shape: ModelShape,
+    prov: Mapping[str, Any],
+    overwrite: bool = False,
+) -> None:
+    """Refuse, before anything is written, an extraction that ``location`` cannot take.
+
+    Raises
+    ------
+    ExtractionError
+        For a layer the model lacks; unless ``overwrite``, for a path that holds something
+        else than an xalign store (a file, other files, a Zarr v2 store), or a store made with
+        another configuration, model, tokenizer or data, or with another revision at a step.
+    """
+    layers = _layers(config, shape)
+    if overwrite:
+        return
+    _refuse_foreign(location)
+    existing = _open_existing(location)
+    if existing is None:
+        return
+    _check_compatible(existing, prov, layers, shape)
+    _check_revisions(existing, checkpoints)
+
+
 def prepare_store(
     location: StoreLocation,
     *,
@@ -169,14 +213,10 @@ def prepare_store(
     Raises
     ------
     ExtractionError
-        If an existing store was made with another configuration, model, tokenizer or data.
+        As :func:`check_store`, which runs first.
     """
-    layers = list(config.layers) if config.layers is not None else list(range(shape.hidden_states))
-    bad = [layer for layer in layers if not 0 <= layer < shape.hidden_states]
-    if bad:
-        raise ExtractionError(
-            f"layer(s) {bad} do not exist: the model has hidden states 0..{shape.hidden_states - 1}"
-        )
+    check_store(location, config=config, checkpoints=checkpoints, shape=shape, prov=prov, overwrite=overwrite)
+    layers = _layers(config, shape)
     steps = [c.step for c in checkpoints]
     existing = None if overwrite else _open_existing(location)
     if existing is None:
@@ -201,8 +241,47 @@ def prepare_store(
             new_steps=tuple(steps),
             new_languages=tuple(corpora),
         )
-    _check_compatible(existing, prov, layers, shape)
     return _grow(location, existing, config, checkpoints, corpora, encoded, layers, shape, prov)
+
+
+def _layers(config: ExtractConfig, shape: ModelShape) -> list[int]:
+    """The hidden-state indices to keep; a layer the model lacks is refused."""
+    layers = list(config.layers) if config.layers is not None else list(range(shape.hidden_states))
+    bad = [layer for layer in layers if not 0 <= layer < shape.hidden_states]
+    if bad:
+        raise ExtractionError(
+            f"layer(s) {bad} do not exist: the model has hidden states 0..{shape.hidden_states - 1}"
+        )
+    return layers
+
+
+def describe_layers(layers: Sequence[int], *, every: bool) -> str:
+    """``all layers (0-4)`` or ``layers 0, 2``: what a store or a run keeps, in words."""
+    listed = ", ".join(str(layer) for layer in layers)
+    if every and layers:
+        return f"all layers ({layers[0]}-{layers[-1]})"
+    return f"layers {listed}" if layers else "no layers"
+
+
+def _refuse_foreign(location: StoreLocation) -> None:
+    """A path that holds a file, other files or a Zarr v2 store is not taken over silently."""
+    if not isinstance(location, str | os.PathLike):
+        return
+    path = Path(location)
+    if path.is_file():
+        raise ExtractionError(f"{path} is a file, not a store; choose another path")
+    if not path.is_dir() or (path / "zarr.json").exists():
+        return
+    if (path / ".zgroup").exists() or (path / ".zarray").exists():
+        raise ExtractionError(
+            f"{path} is a Zarr v2 store, not an xalign store (Zarr v3); choose another path, "
+            "or --overwrite to replace it"
+        )
+    if any(path.iterdir()):
+        raise ExtractionError(
+            f"{path} is a directory that holds other files, not an xalign store; choose another path, "
+            "or --overwrite to replace it"
+        )
 
 
 def _open_existing(location: StoreLocation) -> zarr.Group | None:
@@ -220,7 +299,17 @@ def _check_compatible(
         raise ExtractionError(
             "the store exists but was not made by xalign extract; use --overwrite to replace it"
         )
-    differences = config_differences(stored["config"], dict(prov["config"]))
+    stored_config, wanted = dict(stored["config"]), dict(prov["config"])
+    stored_layers = [int(layer) for layer in np.asarray(child_array(root, dims.LAYER)[...])]
+    # Layers compare as the lists they resolve to, and are described in words: None means all.
+    stored_every, wanted_every = stored_config.pop("layers", None) is None, wanted.pop("layers", None) is None
+    differences = config_differences(stored_config, wanted)
+    if stored_layers != layers and not (stored_every and wanted_every):
+        differences.insert(
+            0,
+            f"layers: store has {describe_layers(stored_layers, every=stored_every)}, "
+            f"this run asks for {describe_layers(layers, every=wanted_every)}",
+        )
     if differences:
         raise ExtractionError(
             "the store was made with another configuration (use --overwrite to start over):\n  "
@@ -228,7 +317,6 @@ def _check_compatible(
         )
     if stored.get("tokenizer_hash") != prov["tokenizer_hash"]:
         raise ExtractionError("these checkpoints' tokenizer differs from the one the store was made with")
-    stored_layers = np.asarray(child_array(root, dims.LAYER)[...]).tolist()
     languages = root.get("languages")
     neurons = None
     if isinstance(languages, zarr.Group):
@@ -247,6 +335,21 @@ def _check_compatible(
             raise ExtractionError(f"treebank file {name} has changed since the store was made")
 
 
+def _stored_revisions(root: zarr.Group) -> dict[int, str]:
+    steps = [int(s) for s in np.asarray(child_array(root, dims.STEP)[...])]
+    return dict(zip(steps, [str(r) for r in np.asarray(child_array(root, dims.REVISION)[...])], strict=True))
+
+
+def _check_revisions(root: zarr.Group, checkpoints: Sequence[Checkpoint]) -> None:
+    revisions = _stored_revisions(root)
+    for checkpoint in checkpoints:
+        if checkpoint.step in revisions and revisions[checkpoint.step] != checkpoint.label:
+            raise ExtractionError(
+                f"step {checkpoint.step} is already in the store from {revisions[checkpoint.step]}, "
+                f"not {checkpoint.label}"
+            )
+
+
 def _grow(
     location: StoreLocation,
     root: zarr.Group,
@@ -259,13 +362,7 @@ def _grow(
     prov: Mapping[str, Any],
 ) -> StorePlan:
     old_steps = [int(s) for s in np.asarray(child_array(root, dims.STEP)[...])]
-    revisions = dict(zip(old_steps, np.asarray(child_array(root, dims.REVISION)[...]).tolist(), strict=True))
-    for checkpoint in checkpoints:
-        if checkpoint.step in revisions and revisions[checkpoint.step] != checkpoint.label:
-            raise ExtractionError(
-                f"step {checkpoint.step} is already in the store from {revisions[checkpoint.step]}, "
-                f"not {checkpoint.label}"
-            )
+    revisions = _stored_revisions(root)
     new = [c for c in checkpoints if c.step not in revisions]
     steps = old_steps + [c.step for c in new]
     if new:

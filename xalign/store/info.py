@@ -11,7 +11,7 @@ import zarr
 
 from xalign import dims
 from xalign.store.analyses import KINDS, analysis_names
-from xalign.store.layout import RESULTS_GROUP, language_group
+from xalign.store.layout import RESULTS_GROUP, LanguageMeta, language_group
 from xalign.store.store import Store
 from xalign.store.validate import open_root
 
@@ -41,6 +41,10 @@ class LanguageSummary:
     done_fraction: float
     """Fraction of (step, word chunk) cells written."""
     bytes_stored: int
+    windowed_sentences: int = 0
+    """Sentences longer than the model's window, run in overlapping windows."""
+    unencoded_words: int = 0
+    """Words that no subword encodes (NaN vectors, left out of probing)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -135,6 +139,7 @@ def _language(store: Store, root: zarr.Group, language: str) -> LanguageSummary:
     }
     sentences = int(ds.sizes.get(dims.SENTENCE, 0)) or len(np.unique(ds[dims.SENTENCE_INDEX].values))
     group = root[language_group(language)]
+    meta = LanguageMeta.from_attrs(ds.attrs)
     return LanguageSummary(
         language=language,
         treebanks=tuple(ds.attrs["treebanks"]),
@@ -144,6 +149,8 @@ def _language(store: Store, root: zarr.Group, language: str) -> LanguageSummary:
         attributes=attributes,
         done_fraction=float(np.asarray(ds[dims.DONE].values).mean()) if ds[dims.DONE].size else 0.0,
         bytes_stored=_bytes_stored(group) if isinstance(group, zarr.Group) else 0,
+        windowed_sentences=meta.windowed_sentences,
+        unencoded_words=meta.unencoded_words,
     )
 
 

@@ -105,8 +105,10 @@ class LanguageMeta:
     chunk_sentences: int
     chunk_subwords: int | None = None
     """None where subwords are not kept."""
-    truncated_sentences: int = 0
-    truncated_words: int = 0
+    windowed_sentences: int = 0
+    """Sentences longer than the model's window, run in overlapping windows."""
+    unencoded_words: int = 0
+    """Words that no subword encodes: their vectors are NaN."""
 
     def chunk_size(self, dim: str) -> int:
         size: int | None = getattr(self, CHUNK_ATTRS[dim])
@@ -132,8 +134,9 @@ class LanguageMeta:
             chunk_words=int(attrs["chunk_words"]),
             chunk_sentences=int(attrs["chunk_sentences"]),
             chunk_subwords=None if attrs.get("chunk_subwords") is None else int(attrs["chunk_subwords"]),
-            truncated_sentences=int(attrs.get("truncated_sentences", 0)),
-            truncated_words=int(attrs.get("truncated_words", 0)),
+            windowed_sentences=int(attrs.get("windowed_sentences", 0)),
+            # Schema 1 stores cut long sentences and counted their words as truncated.
+            unencoded_words=int(attrs.get("unencoded_words", attrs.get("truncated_words", 0))),
         )
 
 

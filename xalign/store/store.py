@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -71,7 +72,11 @@ class Store:
     def __post_init__(self) -> None:
         # Opened without Dask: coordinates then load without a Dask computation, and data
         # variables are chunked explicitly to their on-disk chunks by `_lazy`.
-        raw = xr.open_datatree(self.location, engine="zarr", chunks=None, consolidated=None)  # type: ignore[arg-type]
+        # An interrupted extraction has not consolidated its metadata yet: reading without it
+        # is right there, and `xalign info` says that the store is incomplete.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated metadata")
+            raw = xr.open_datatree(self.location, engine="zarr", chunks=None, consolidated=None)  # type: ignore[arg-type]
         object.__setattr__(self, "_raw", raw)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -125,6 +130,13 @@ class Store:
     def provenance(self) -> dict[str, Any]:
         """How the store was made (model, tokenizer, pooling, dtype, data hashes ...)."""
         return dict(self._raw.attrs[PROVENANCE_ATTR])
+
+    @property
+    def n_neurons(self) -> int:
+        """Width of the hidden states (the size of ``neuron``); 0 for a store without languages."""
+        for language in self.languages:
+            return int(self._node(language)[dims.HIDDEN].sizes[dims.NEURON])
+        return 0
 
     def attributes(self, language: str) -> tuple[str, ...]:
         """Attribute label coordinates of ``language``."""

@@ -9,15 +9,19 @@ splits of one language even when it has several treebanks.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from xalign.errors import TreebankError
 from xalign.treebank.labels import DEFAULT_ATTRIBUTES, LabelScheme, UniMorphTable, word_labels
 from xalign.treebank.reader import Sentence, language_of, read_conllu, treebank_name
 from xalign.treebank.splits import AttributeCounts, SplitMode, assign_splits, count_values
 
-__all__ = ["Corpus", "CorpusOptions", "load_corpora"]
+__all__ = ["Corpus", "CorpusOptions", "check_language_code", "load_corpora", "load_corpus"]
+
+_LANGUAGE_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,15}$")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -66,22 +70,52 @@ class Corpus:
         return count_values(zip(self.labels, self.splits, strict=True))
 
 
+def check_language_code(code: str, *, where: str) -> str:
+    """``code`` if it can name a language group (e.g. ``ta``, ``wo``, ``sme``), else a clear error."""
+    if not _LANGUAGE_CODE.match(code):
+        raise TreebankError(
+            where, None, f"{code!r} is not a language code: expected letters, e.g. ta, ur or eu"
+        )
+    return code
+
+
 def load_corpora(
-    paths: Iterable[str | os.PathLike[str]], *, options: CorpusOptions | None = None
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    options: CorpusOptions | None = None,
+    file_languages: Mapping[str, str] | None = None,
 ) -> dict[str, Corpus]:
     """Read CoNLL-U files into one :class:`Corpus` per language, in the order first seen.
+
+    Parameters
+    ----------
+    file_languages
+        Path -> language code, for files whose names are not UD-style
+        (``<lang>_<treebank>-ud-<split>.conllu``); other files take the language of their name.
 
     Raises
     ------
     TreebankError
-        For a malformed file or a file name that names no language, with file and line.
+        For a malformed file or a file whose language is neither given nor in its name,
+        with file and line.
     """
     options = options or CorpusOptions()
     table = UniMorphTable.load(options.unimorph_table) if options.label_scheme == "unimorph" else None
+    given = {str(Path(path)): code for path, code in (file_languages or {}).items()}
     by_language: dict[str, list[str]] = {}
     for path in paths:
-        by_language.setdefault(language_of(path), []).append(str(Path(path)))
+        name = str(Path(path))
+        language = given.get(name) or language_of(path)
+        check_language_code(language, where=name)
+        by_language.setdefault(language, []).append(name)
     return {language: _corpus(language, files, options, table) for language, files in by_language.items()}
+
+
+def load_corpus(language: str, files: Sequence[str], *, options: CorpusOptions | None = None) -> Corpus:
+    """Read the CoNLL-U ``files`` of one ``language`` into a :class:`Corpus`."""
+    options = options or CorpusOptions()
+    table = UniMorphTable.load(options.unimorph_table) if options.label_scheme == "unimorph" else None
+    return _corpus(language, files, options, table)
 
 
 def _corpus(

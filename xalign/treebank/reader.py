@@ -151,7 +151,8 @@ def language_of(path: str | os.PathLike[str]) -> str:
         raise TreebankError(
             os.fspath(path),
             None,
-            "cannot tell the language from the file name; expected a UD name such as en_pud-ud-test.conllu",
+            "cannot tell the language from the file name: name it the UD way (en_pud-ud-test.conllu) "
+            "or give its language (xalign: --treebank FILE:LANG, e.g. my-tamil.conllu:ta)",
         )
     return match["language"]
 
