@@ -166,7 +166,10 @@ def transfer(
     show_default=True,
     help="Transfer to correlate with: a built-in analysis NAME, or NAME:TASK of imported scores.",
 )
-@click.option("--source", default="en", show_default=True, help="The language transfer starts from.")
+@click.option(
+    "--source",
+    help="The language transfer starts from. Default: en where the store has it, else its first language.",
+)
 @click.option(
     "--n-boot", type=click.IntRange(min=100), default=2000, show_default=True, help="Bootstrap resamples."
 )
@@ -178,7 +181,7 @@ def correlate(
     store: str,
     overlap_name: str,
     transfer_name: str,
-    source: str,
+    source: str | None,
     n_boot: int,
     seed: int,
     name: str | None,
@@ -196,7 +199,7 @@ def correlate(
       xalign correlate runs/toy.zarr --exclude-flagged
       xalign correlate runs/bloom.zarr --transfer xnli:xnli --source en
     """
-    from xalign.analysis.jobs import TransferSource, run_correlation
+    from xalign.analysis.jobs import TransferSource, describe_choice, run_correlation
 
     transfer_name, _, task = transfer_name.partition(":")
     outcome = run_correlation(
@@ -210,6 +213,8 @@ def correlate(
         seed=seed,
         overwrite=overwrite,
     )
+    used = str(outcome.result.attrs["parameters"]["source"])
+    click.echo(describe_choice(used, source is None))
     click.echo(render_correlation(outcome.result.compute()))
     click.echo(_stored(outcome))
 
@@ -217,14 +222,15 @@ def correlate(
 @click.command()
 @STORE
 @click.option(
-    "--reference", default="en", show_default=True, help="Language every other one is compared with."
+    "--reference",
+    help="Language every other one is compared with. Default: en where the store has it, else its first.",
 )
 @click.option(
     "--name", default="parallel", show_default=True, help="Analysis group: analyses/similarity/NAME."
 )
 @EXCLUDE_FLAGGED
 @OVERWRITE
-def similarity(store: str, reference: str, name: str, exclude_flagged: bool, overwrite: bool) -> None:
+def similarity(store: str, reference: str | None, name: str, exclude_flagged: bool, overwrite: bool) -> None:
     """Cosine similarity of parallel sentences (same sentence id) per step, layer and language.
 
     Mean-pooled and last-token sentence vectors, each against its baseline: the same mean
@@ -234,13 +240,15 @@ def similarity(store: str, reference: str, name: str, exclude_flagged: bool, ove
     Example:
       xalign similarity runs/demo/toy.zarr --reference en
     """
-    from xalign.analysis.jobs import run_similarity
+    from xalign.analysis.jobs import describe_choice, run_similarity
 
     outcome = run_similarity(
         store, reference=reference, name=name, exclude_flagged=exclude_flagged, overwrite=overwrite
     )
-    click.echo(f"mean-pooled cosine with {reference}, mean over layers (mismatched-pair baseline):")
-    click.echo(render_similarity(outcome.result.mean(dims.LAYER).compute(), reference))
+    used = str(outcome.result.attrs["parameters"]["reference"])
+    click.echo(describe_choice(used, reference is None, what="reference", option="--reference"))
+    click.echo(f"mean-pooled cosine with {used}, mean over layers (mismatched-pair baseline):")
+    click.echo(render_similarity(outcome.result.mean(dims.LAYER).compute(), used))
     click.echo(_stored(outcome))
 
 

@@ -46,6 +46,8 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[object]], indent
 
 
 def _is_number(text: str) -> bool:
+    if text == "-":  # a missing number
+        return True
     try:
         float(text.rstrip("%"))
     except ValueError:
@@ -91,17 +93,20 @@ def render_summary(location: str, summary: StoreSummary) -> str:
             lang.sentences,
             lang.words,
             *lang.words_per_split.values(),
+            lang.windowed_sentences,
+            lang.unencoded_words,
             f"{100 * lang.done_fraction:.0f}%",
             format_bytes(lang.bytes_stored),
         )
         for lang in summary.languages
     ]
-    out.append(
-        render_table(
-            ("language", "treebanks", "sentences", "words", "train", "dev", "test", "done", "on disk"),
-            language_rows,
+    header = ("language", "treebanks", "sentences", "words", "train", "dev", "test")
+    out.append(render_table((*header, "windowed", "no vector", "done", "on disk"), language_rows))
+    if any(lang.windowed_sentences or lang.unencoded_words for lang in summary.languages):
+        out.append(
+            "  windowed: sentences longer than the model's window, run in overlapping windows; "
+            "no vector: words no subword encodes (NaN, left out of probing)"
         )
-    )
     out += ["", "attributes (words per value, all splits)"]
     for lang in summary.languages:
         for attribute, values in lang.attributes.items():
@@ -124,7 +129,12 @@ def render_summary(location: str, summary: StoreSummary) -> str:
 
 
 def _fmt(value: float, digits: int = 3) -> str:
-    return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+    """A number, or ``-`` where there is none (not measured, not probed)."""
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _percent(share: float) -> str:
+    return "-" if math.isnan(share) else f"{100 * share:.0f}%"
 
 
 def render_overlap(summary: xr.Dataset) -> str:
@@ -140,10 +150,13 @@ def render_overlap(summary: xr.Dataset) -> str:
                     int(layer),
                     _fmt(float(cell["mean_overlap"])),
                     _fmt(float(cell["multiple_of_chance"]), 2),
-                    f"{100 * float(cell['significant']):.0f}%",
+                    _percent(float(cell["significant"])),
                 )
             )
-    return render_table(("step", "layer", "overlap", "x chance", "significant"), rows)
+    table = render_table(("step", "layer", "overlap", "x chance", "significant"), rows)
+    if any(row[2] == "-" for row in rows):
+        table += "\n  -: no overlap (no attribute probed in two languages at that step and layer)"
+    return table
 
 
 def render_scores(score: xr.DataArray) -> str:
@@ -175,7 +188,9 @@ def render_correlation(result: xr.Dataset) -> str:
         for statistic in statistics:
             stat = cells.sel({dims.STATISTIC: statistic})
             low, high = _fmt(float(stat["ci_low"]), 2), _fmt(float(stat["ci_high"]), 2)
-            row.append(f"{_fmt(float(stat['r']), 2)} [{low}, {high}] p={float(stat['p_value']):.2g}")
+            p = float(stat["p_value"])
+            p_text = "-" if math.isnan(p) else f"{p:.2g}"
+            row.append(f"{_fmt(float(stat['r']), 2)} [{low}, {high}] p={p_text}")
         rows.append(row)
     return render_table(("layer", "cells", *[f"{s} r [95% CI]" for s in statistics]), rows)
 
@@ -213,4 +228,7 @@ def render_health(health: xr.Dataset) -> str:
         )
         for step in health[dims.STEP].values
     ]
-    return render_table(("step", "held-out loss", "above neighbours", "verdict"), rows)
+    table = render_table(("step", "held-out loss", "above neighbours", "verdict"), rows)
+    if any(row[2] == "-" for row in rows):
+        table += "\n  -: not judged (no neighbour to compare with, or no loss measured)"
+    return table

@@ -23,7 +23,11 @@ __all__ = ["demo", "report"]
 @click.option(
     "--similarity", "similarity_name", help="analyses/similarity/NAME to show (default: the first)."
 )
-@click.option("--source", default="en", show_default=True, help="The language transfer starts from.")
+@click.option(
+    "--source",
+    help="The language transfer starts from. Default: that of a stored correlation, else en where "
+    "the store has it, else its first language.",
+)
 @click.option(
     "--exclude-flagged",
     is_flag=True,
@@ -34,7 +38,7 @@ def report(
     out: Path,
     overlap_name: str | None,
     similarity_name: str | None,
-    source: str,
+    source: str | None,
     exclude_flagged: bool,
 ) -> None:
     """Plot what STORE holds and write OUT/index.html, which opens in a browser with no server.
@@ -88,7 +92,7 @@ def _steps(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     "languages",
     type=click.Choice(PUD_LANGUAGES),
     multiple=True,
-    help="Embedded PUD language (repeatable; include en, the source). Default: all 8.",
+    help="Embedded PUD language (repeatable; the source is en if chosen, else the first). Default: all 8.",
 )
 @click.option("--k", type=click.IntRange(min=1), default=10, show_default=True, help="Neurons per top-k set.")
 @click.option(
@@ -126,13 +130,16 @@ def demo(
     if steps:
         chosen["steps"] = steps
     if languages:
-        if "en" not in languages:
-            raise click.BadParameter(
-                "include en: transfer and similarity start from it", param_hint="--language"
-            )
         chosen["languages"] = languages
+        chosen["source"] = "en" if "en" in languages else languages[0]
+        if chosen["source"] != "en":
+            click.echo(f"source language: {languages[0]} (en is not among --language; the first is used)")
 
     def bar(**kwargs: Any) -> Any:
         return tqdm(dynamic_ncols=True, disable=None, leave=False, **kwargs)
 
-    run_demo(out, DemoConfig(**chosen), echo=click.echo, progress=bar)
+    try:
+        config = DemoConfig(**chosen)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    run_demo(out, config, echo=click.echo, progress=bar)

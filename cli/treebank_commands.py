@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from xalign.cli.options import corpus_options, filter_options
+from xalign.cli.options import corpus_options, filter_options, parse_treebanks
 from xalign.cli.render import render_table
 
 __all__ = ["treebank_stats"]
 
 
 @click.command("treebank-stats")
-@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, metavar="[FILE[:LANG]]...")
 @corpus_options
 @click.option(
     "--unimorph-table",
@@ -34,8 +34,9 @@ def treebank_stats(
 ) -> None:
     """Words per attribute value per split, after the reference's filters.
 
-    FILES are CoNLL-U files named as in UD (`fr_gsd-ud-train.conllu`); the language comes
-    from the name and the files of one language are pooled. Without FILES, the embedded
+    FILES are CoNLL-U files; the language comes from a UD-style name
+    (`fr_gsd-ud-train.conllu`) or is given after a colon (`wolof.conllu:wo`), and the files
+    of one language are pooled. Without FILES, the embedded
     parallel sample (PUD, 500 sentences in each of 8 languages) is used.
 
     A value is kept if it has at least --min-count words in each split; an attribute if
@@ -46,6 +47,7 @@ def treebank_stats(
       xalign treebank-stats
       xalign treebank-stats UD_French-GSD/*.conllu --split own --all
       xalign treebank-stats --labels unimorph --attribute Number --attribute Case
+      xalign treebank-stats my-tamil-sample.conllu:ta
     """
     from xalign.data import pud_files
     from xalign.treebank.corpus import CorpusOptions, load_corpora
@@ -58,7 +60,8 @@ def treebank_stats(
         seed=seed,
         unimorph_table=unimorph_table,
     )
-    corpora = load_corpora(files or pud_files(), options=options)
+    paths, file_languages = parse_treebanks(files, param_hint="FILES")
+    corpora = load_corpora(paths or pud_files(), options=options, file_languages=file_languages)
     for corpus in corpora.values():
         counts = corpus.counts()
         kept = filter_attributes(counts, min_count=min_count, min_values=min_values)

@@ -48,8 +48,12 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path: Path) -> None:
         assert f"reused analyses/{kind}" in second.output
 
 
-def test_demo_refuses_languages_without_the_source_before_doing_anything(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["demo", str(tmp_path / "d"), "--language", "fr", "--language", "es"])
+def test_demo_without_english_starts_from_the_first_language_and_refuses_k_up_front(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["demo", str(tmp_path / "d"), "--language", "fr", "--language", "es", "--k", "500"]
+    )
+    assert "source language: fr (en is not among --language; the first is used)" in result.output
     assert result.exit_code == 2
-    assert "include en" in result.output
+    assert "k (500) exceeds the number of neurons (128) of the toy" in result.output
+    assert "Traceback" not in result.output
     assert not (tmp_path / "d").exists()

@@ -39,6 +39,15 @@ class DemoConfig:
     """The language transfer and similarity start from."""
     scheduler: str = "threads"
 
+    def __post_init__(self) -> None:
+        if self.source not in self.languages:
+            raise ValueError(
+                f"the source language {self.source} is not among the demo's languages "
+                f"({', '.join(self.languages)})"
+            )
+        if self.k > self.hidden_size:
+            raise ValueError(f"k ({self.k}) exceeds the number of neurons ({self.hidden_size}) of the toy")
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DemoOutcome:

@@ -36,7 +36,7 @@ def test_info_shows_the_store(synthetic_dir: Path) -> None:
     result = run("info", str(synthetic_dir))
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "schema    v1" in out
+    assert "schema    v2" in out
     assert "complete" in out
     assert "step 3, layer 3, neuron 32, word 1800" in out
     for line in ("synthetic_step1000", "en_synthetic", "Number", "xalign/synthetic"):
@@ -111,3 +111,33 @@ def test_treebank_stats_names_the_bad_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"{bad}:4" in result.output
     assert "Traceback" not in result.output
+
+
+def test_treebank_stats_takes_any_file_name_with_its_language(tmp_path: Path) -> None:
+    from xalign.data import pud_files
+
+    (hi,) = pud_files(["hi"])
+    renamed = tmp_path / "hindi sample.conllu"
+    renamed.write_bytes(hi.read_bytes())
+    unnamed = run("treebank-stats", str(renamed))
+    assert unnamed.exit_code == 1
+    assert "give its language (xalign: --treebank FILE:LANG" in unnamed.output
+    named = run("treebank-stats", f"{renamed}:hi")
+    assert named.exit_code == 0, named.output
+    assert "hi  hindi sample: 500 sentences" in named.output
+    missing = run("treebank-stats", f"{tmp_path / 'nope.conllu'}:hi")
+    assert missing.exit_code == 2
+    assert "nope.conllu' does not exist" in missing.output
+    own = run("treebank-stats", f"{renamed}:hi", "--split", "own")
+    assert own.exit_code == 1
+    assert "re-split by lemma instead (xalign: --split lemma, the default)" in own.output
+    assert "mode=" not in own.output
+
+
+def test_every_option_of_extract_has_help_text() -> None:
+    import click
+
+    from xalign.cli.extract_commands import extract
+
+    bare = [p.name for p in extract.params if isinstance(p, click.Option) and not p.help]
+    assert bare == []

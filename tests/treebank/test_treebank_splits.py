@@ -119,7 +119,9 @@ def test_own_splits_come_from_file_names(write: Write, row: Row) -> None:
     dev = list(read_conllu(write(text, "xx_t-ud-dev.conllu")))
     assert assign_splits(train + dev, mode="own") == [("train", "train"), ("dev", "dev")]
     nameless = list(read_conllu(write(text, "mine.conllu")))
-    with pytest.raises(TreebankError, match=r"mine\.conllu: file name names no split"):
+    with pytest.raises(
+        TreebankError, match=r"mine\.conllu: the split mode .own. takes each file.s split from its name"
+    ):
         assign_splits(nameless, mode="own")
     with pytest.raises(ValueError, match="mode"):
         assign_splits(train, mode="random")  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from xalign import dims
 from xalign.analysis.correlation import correlate_cells, transfer_cells
 from xalign.analysis.health import checkpoint_health, flagged_steps
 from xalign.analysis.overlap import overlap
+from xalign.analysis.probing import check_selection_size
 from xalign.analysis.similarity import parallel_similarity
 from xalign.analysis.transfer import (
     PAIR_DIMS,
@@ -37,8 +38,11 @@ from xalign.store.results import ResultsError, open_results
 from xalign.store.store import Store, open_store
 
 __all__ = [
+    "PREFERRED_SOURCE",
     "AnalysisOutcome",
     "TransferSource",
+    "choose_source",
+    "describe_choice",
     "excluded_steps",
     "import_transfer_scores",
     "load_transfer",
@@ -80,6 +84,40 @@ def _mask_steps(ds: xr.Dataset, steps: Sequence[int]) -> xr.Dataset:
     )
 
 
+PREFERRED_SOURCE = "en"
+"""The source language when none is given and the store has it (the reference's)."""
+
+
+def choose_source(languages: Sequence[str], source: str | None, *, what: str = "source") -> tuple[str, bool]:
+    """The language transfer (or similarity) starts from, and whether it was chosen by default.
+
+    ``source`` if given (it must be one of ``languages``); otherwise English where the store
+    has it, else the first of ``languages``.
+
+    Raises
+    ------
+    ResultsError
+        If ``source`` is not among ``languages``, or there are none.
+    """
+    if not languages:
+        raise ResultsError(f"no languages to choose a {what} language from")
+    if source is not None:
+        if source not in languages:
+            raise ResultsError(
+                f"the {what} language {source!r} is not in the store; it has {', '.join(languages)}"
+            )
+        return source, False
+    return (PREFERRED_SOURCE if PREFERRED_SOURCE in languages else languages[0]), True
+
+
+def describe_choice(language: str, defaulted: bool, *, what: str = "source", option: str = "--source") -> str:
+    """One line saying which language an analysis starts from, and how it was chosen."""
+    if not defaulted:
+        return f"{what} language: {language}"
+    why = "the default" if language == PREFERRED_SOURCE else f"the store has no {PREFERRED_SOURCE}"
+    return f"{what} language: {language} ({why}; choose another with {option})"
+
+
 def _store_and_plan(location: StoreLocation, exclude_flagged: bool) -> tuple[Store, tuple[int, ...]]:
     store = open_store(location)
     return store, excluded_steps(store, exclude_flagged)
@@ -119,11 +157,14 @@ def run_overlap(
     if group is None:
         raise ResultsError(f"no probing results named {probe!r} in the store; run xalign probe first")
     results = store.tree[f"results/{probe}"].to_dataset()
-    selection = int(results.sizes[dims.RANK])
+    n_neurons = store.n_neurons
+    # Ranks past the neuron count (a selection asked for more neurons than there are) hold no neuron.
+    selection = min(int(results.sizes[dims.RANK]), n_neurons)
     k = selection if k is None else k
-    if not 1 <= k <= selection:
-        raise ResultsError(f"k must be between 1 and the selection size {selection}, got {k}")
-    n_neurons = int(store.dataset(store.languages[0]).sizes[dims.NEURON])
+    try:
+        check_selection_size(k, n_neurons=n_neurons, selection=selection)
+    except ValueError as exc:
+        raise ResultsError(str(exc)) from None
     pairs = overlap(results["selected_neuron"], k=k, n_neurons=n_neurons).transpose(*PAIR_DIMS)
     parameters = {"probe": probe, "k": k, "n_neurons": n_neurons, "chance": k / n_neurons}
     return _write(
@@ -134,13 +175,17 @@ def run_overlap(
 def run_similarity(
     location: StoreLocation,
     *,
-    reference: str = "en",
+    reference: str | None = None,
     name: str = "parallel",
     exclude_flagged: bool = False,
     overwrite: bool = False,
 ) -> AnalysisOutcome:
-    """Parallel-sentence similarity with ``reference`` into ``analyses/similarity/<name>``."""
+    """Parallel-sentence similarity with ``reference`` into ``analyses/similarity/<name>``.
+
+    ``reference`` defaults as :func:`choose_source` says (English where the store has it).
+    """
     store, excluded = _store_and_plan(location, exclude_flagged)
+    reference, _ = choose_source(store.languages, reference, what="reference")
     result = _mask_steps(parallel_similarity(store, reference=reference), excluded)
     return _write(location, "similarity", name, result, {"reference": reference}, excluded, overwrite)
 
@@ -282,7 +327,7 @@ def run_correlation(
     *,
     overlap_name: str = "probe",
     transfer: TransferSource,
-    source: str = "en",
+    source: str | None = None,
     name: str | None = None,
     exclude_flagged: bool = False,
     n_boot: int = 2000,
@@ -290,11 +335,15 @@ def run_correlation(
     seed: int = 0,
     overwrite: bool = False,
 ) -> AnalysisOutcome:
-    """Correlate overlap with transfer over (step, language) cells into ``analyses/correlation/<name>``."""
+    """Correlate overlap with transfer over (step, language) cells into ``analyses/correlation/<name>``.
+
+    ``source`` defaults as :func:`choose_source` says (English where the overlap has it); the
+    one used is in the result's parameters.
+    """
     _, excluded = _store_and_plan(location, exclude_flagged)
-    cells = transfer_cells(
-        open_analysis(location, "overlap", overlap_name), load_transfer(location, transfer), source=source
-    )
+    overlap_result = open_analysis(location, "overlap", overlap_name)
+    source, _ = choose_source([str(v) for v in overlap_result[dims.LANGUAGE].values], source)
+    cells = transfer_cells(overlap_result, load_transfer(location, transfer), source=source)
     result = correlate_cells(cells, exclude_steps=excluded, n_boot=n_boot, confidence=confidence, seed=seed)
     parameters = {
         "overlap": overlap_name,

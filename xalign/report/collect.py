@@ -10,7 +10,7 @@ import xarray as xr
 from xalign import dims
 from xalign.analysis.correlation import transfer_cells
 from xalign.analysis.health import checkpoint_health, flagged_steps
-from xalign.analysis.jobs import TransferSource, load_transfer
+from xalign.analysis.jobs import PREFERRED_SOURCE, TransferSource, choose_source, load_transfer
 from xalign.analysis.overlap import summarize
 from xalign.analysis.stats import correlate
 from xalign.report import CorrelationView, ReportData
@@ -26,7 +26,7 @@ def collect_report(
     *,
     overlap_name: str | None = None,
     similarity_name: str | None = None,
-    source: str = "en",
+    source: str | None = None,
     exclude_flagged: bool = False,
     n_boot: int = 2000,
 ) -> ReportData:
@@ -35,7 +35,9 @@ def collect_report(
     Uses the named overlap and similarity analyses, or the first stored ones, and pairs the
     overlap with every stored transfer (built-in, and each task of imported scores) at the
     most aligned layer (see :func:`aligned_layer`). Flagged checkpoints are always marked;
-    with ``exclude_flagged`` they are also left out of the correlations.
+    with ``exclude_flagged`` they are also left out of the correlations. Without ``source``,
+    the source language of a stored correlation (``xalign correlate``) is used, else as
+    :func:`~xalign.analysis.jobs.choose_source` says; a note says which.
     """
     store = open_store(location)
     health = checkpoint_health(store).compute()
@@ -54,6 +56,8 @@ def collect_report(
             "unflagged checkpoint."
         )
         languages = [str(v) for v in overlap[dims.LANGUAGE].values]
+        source, how = _source(location, languages, source)
+        notes.append(f"Correlations start from {source} ({how}).")
         if source in languages:
             for transfer in _transfers(location):
                 correlations.append(
@@ -100,6 +104,18 @@ def aligned_layer(summary: xr.Dataset, flagged: list[int]) -> int:
     if not np.isfinite(values).any():
         return int(at[dims.LAYER].values[-1])
     return int(at[dims.LAYER].values[int(np.nanargmax(values))])
+
+
+def _source(location: StoreLocation, languages: list[str], source: str | None) -> tuple[str, str]:
+    """The source language of the correlations, and how it was chosen."""
+    if source is not None:
+        return source, "as asked"
+    for name in analysis_names(location, "correlation"):
+        stored = open_analysis(location, "correlation", name).attrs.get("parameters", {}).get("source")
+        if stored in languages:
+            return str(stored), f"the source of the stored correlation {name}"
+    chosen, _ = choose_source(languages, None)
+    return chosen, "the default" if chosen == PREFERRED_SOURCE else f"no {PREFERRED_SOURCE} in the store"
 
 
 def _analysis(location: StoreLocation, kind: str, name: str | None) -> xr.Dataset | None:

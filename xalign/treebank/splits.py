@@ -130,7 +130,10 @@ def assign_splits(
             split = split_of(sentence.path)
             if split is None:
                 raise TreebankError(
-                    sentence.path, None, f"file name names no split {SPLITS}; use mode='lemma'"
+                    sentence.path,
+                    None,
+                    "the split mode 'own' takes each file's split from its name, and this name has none of "
+                    f"{', '.join(SPLITS)}; re-split by lemma instead (xalign: --split lemma, the default)",
                 )
             result.append((split,) * len(sentence.words))
         return result
