@@ -304,7 +304,9 @@ def test_a_sentence_longer_than_the_window_gets_every_word(
     context, stay close to it."""
     treebank = long_sentence_treebank("en", 400, tmp_path)
     windowed, whole = str(tmp_path / "windowed.zarr"), str(tmp_path / "whole.zarr")
-    report = extract_store(windowed, checkpoints[2:], [treebank], small_config(max_length=64, stride=48))
+    report = extract_store(
+        windowed, checkpoints[2:], [treebank], small_config(max_length=64, stride=48, keep_subwords=True)
+    )
     extract_store(whole, checkpoints[2:], [treebank], small_config(max_length=4096))
     coverage = report.coverage["en"]
     assert coverage.windowed_sentences == 1
@@ -319,6 +321,13 @@ def test_a_sentence_longer_than_the_window_gets_every_word(
     want = b[dims.HIDDEN].isel(step=0).values.astype(np.float32)
     assert got.shape[1] == 400
     assert np.isfinite(got).all()
+    # Every subword is kept once, and the loss covers the whole sentence.
+    subwords = a[dims.SUBWORD_HIDDEN].isel(step=0).values
+    assert subwords.shape[1] == int(a[dims.SENTENCE_TOKENS].values[0]) == coverage.longest
+    assert np.isfinite(subwords).all()
+    assert float(a[dims.SENTENCE_LOSS].values[0, 0]) == pytest.approx(
+        float(b[dims.SENTENCE_LOSS].values[0, 0]), rel=0.02
+    )
     # Words whose subwords all lie in the first window (positions < 64).
     from xalign.extract.checkpoints import load_checkpoint
     from xalign.extract.encode import encode_corpus

@@ -256,16 +256,16 @@ def _token_nll(logits: Any, at: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Next-token cross-entropy of ``targets`` predicted at flat positions ``at`` of ``logits``.
 
     ``logsumexp`` minus the target's logit: the same values as ``cross_entropy`` without
-    copying the (row, position, vocabulary) logits first.
+    copying the (row, position, vocabulary) logits, or any row of them, first.
     """
     import torch
 
-    flat = logits.reshape(-1, logits.shape[-1])
-    at_t = torch.from_numpy(at).to(flat.device)
-    chosen = flat[at_t]
-    target_t = torch.from_numpy(targets).to(flat.device)
-    nll = torch.logsumexp(chosen, dim=-1).float() - chosen.gather(-1, target_t[:, None]).squeeze(-1).float()
-    out: np.ndarray = nll.cpu().numpy().astype(np.float64)
+    vocabulary = logits.shape[-1]
+    at_t = torch.from_numpy(at).to(logits.device)
+    target_t = torch.from_numpy(targets).to(logits.device)
+    normaliser = torch.logsumexp(logits, dim=-1).reshape(-1)[at_t].float()
+    chosen = logits.reshape(-1, vocabulary)[at_t, target_t].float()
+    out: np.ndarray = (normaliser - chosen).cpu().numpy().astype(np.float64)
     return out
 
 
