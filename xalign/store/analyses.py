@@ -20,6 +20,7 @@ import zarr.errors
 
 from xalign.store.location import StoreLocation
 from xalign.store.results import ResultsError, describe_differences
+from xalign.store.strings import plain_strings
 from xalign.store.write import consolidate
 
 __all__ = [
@@ -77,7 +78,7 @@ def open_analysis(location: StoreLocation, kind: AnalysisKind, name: str) -> xr.
         hint = f"there are: {', '.join(there)}" if there else f"run xalign {kind.split('_')[0]} first"
         raise ResultsError(f"no {kind} analysis named {name!r} in the store; {hint}")
     ds = xr.open_zarr(location, group=analysis_path(kind, name), consolidated=False)
-    loaded: xr.Dataset = ds.assign_coords(ds.coords.to_dataset().load().coords)
+    loaded: xr.Dataset = plain_strings(ds.assign_coords(ds.coords.to_dataset().load().coords))
     return loaded
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -14,10 +14,12 @@ import xarray as xr
 
 from xalign import dims
 from xalign.errors import StoreValidationError
+from xalign.store import views
 from xalign.store.integrity import corrupt_chunk_error
 from xalign.store.layout import LANGUAGES_GROUP, PROVENANCE_ATTR, language_group
 from xalign.store.location import StoreLocation, describe_location
 from xalign.store.query import LabelFilter, select
+from xalign.store.strings import plain_strings
 from xalign.store.validate import find_violations, open_root, schema_version
 
 __all__ = ["Store", "open_store"]
@@ -150,6 +152,30 @@ class Store:
             {name: per_step[name] for name in per_step if per_step[name].dims == (dims.STEP,)}
         )
 
+    def words(self, languages: Sequence[str] | None = None) -> xr.Dataset:
+        """Word-level variables and labels of several languages along one ``word`` dim (lazy).
+
+        See :func:`xalign.store.views.words`.
+
+        Examples
+        --------
+        >>> store.words(["fr", "es"]).hidden.sel(step=1000, layer=12).groupby("language").mean("word")
+        """
+        return views.words(self, languages)
+
+    def parallel(
+        self, vector: views.SentenceVector = "mean", languages: Sequence[str] | None = None
+    ) -> xr.DataArray:
+        """Sentence vectors with dims (language, step, layer, sentence, neuron) for shared sentence ids.
+
+        See :func:`xalign.store.views.parallel`.
+
+        Examples
+        --------
+        >>> store.parallel("mean", ["en", "fr"]).sel(step=1000, layer=12)
+        """
+        return views.parallel(self, vector, languages)
+
     def activations(
         self,
         language: str,
@@ -212,4 +238,4 @@ def _lazy(ds: xr.Dataset) -> xr.Dataset:
         name: var.chunk(var.encoding.get("preferred_chunks") or dict(var.sizes))
         for name, var in ds.data_vars.items()
     }
-    return ds.assign(chunked).assign_coords(ds.coords.to_dataset().load().coords)
+    return plain_strings(ds.assign(chunked).assign_coords(ds.coords.to_dataset().load().coords))
