@@ -9,10 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from xalign.store.integrity import ChunkFault
+from typing import Any
 
 
 class XalignError(Exception):
@@ -71,6 +68,35 @@ class StoreValidationError(XalignError, ValueError):
         super().__init__(f"{location} is not a valid xalign store ({len(violations)} problem(s)):\n{lines}")
 
 
+@dataclass(frozen=True, slots=True)
+class ChunkFault:
+    """One damaged chunk.
+
+    Parameters
+    ----------
+    array
+        The array's path in the store, e.g. ``languages/en/hidden``.
+    chunk
+        The chunk's index in the array's chunk grid.
+    key
+        The chunk's key in the store (its file, for a store on disk), e.g.
+        ``languages/en/hidden/c/0/1/2/0``.
+    region
+        What the chunk holds along each dimension, e.g. ``step[0], layer[1], word[256:512]``.
+    problem
+        What is wrong with it.
+    """
+
+    array: str
+    chunk: tuple[int, ...]
+    key: str
+    region: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.array}: chunk {self.chunk} [{self.region}] {self.problem} (key {self.key})"
+
+
 class CorruptChunkError(XalignError, ValueError):
     """Chunks of a store whose bytes are damaged (a failed CRC32C checksum, undecodable data).
 
@@ -80,7 +106,7 @@ class CorruptChunkError(XalignError, ValueError):
         The store.
     faults
         Each damaged chunk: its array, chunk index and what is wrong
-        (:class:`xalign.store.integrity.ChunkFault`).
+        (:class:`ChunkFault`).
     context
         What was being read, e.g. ``probing step 1000, layer 12, fr``.
     """

@@ -89,7 +89,7 @@ def test_words_fill_an_attribute_a_language_lacks_with_no_value(tmp_path: Path) 
         def attributes(self, language: str) -> tuple[str, ...]:
             return ("Number", "Case") if language == "fr" else ("Number",)
 
-    both = views.words(_Two())  # type: ignore[arg-type]
+    both = views.words(_Two())
     case = both["Case"].values
     en = both[dims.LANGUAGE].values == "en"
     assert set(case[en]) == {dims.NO_VALUE}

@@ -7,6 +7,7 @@ summary, parallel-sentence similarity, overlap-vs-transfer correlations as
 
 from __future__ import annotations
 
-from xalign.report.page import CorrelationView, ReportData, write_report
+from xalign.report.data import CorrelationView, ReportData
+from xalign.report.page import write_report
 
 __all__ = ["CorrelationView", "ReportData", "write_report"]

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from xalign.analysis.stats import Correlation
-    from xalign.report.page import CorrelationView
+    from xalign.report.data import CorrelationView
 
 __all__ = [
     "DPI",

@@ -20,85 +20,14 @@ import xarray as xr
 
 from xalign import dims
 from xalign.report import figures
+from xalign.report.data import CorrelationView, ReportData
 from xalign.report.figures import correlation_line, format_number, format_p
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from xalign.analysis.stats import Correlation
 
-__all__ = ["CorrelationView", "ReportData", "write_report"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class CorrelationView:
-    """One correlation to show: its cells as points, and its statistics.
-
-    Attributes
-    ----------
-    title
-        What is correlated, e.g. "Overlap with en vs linear transfer from en (Number, layer 2)".
-    x_label, y_label
-        Axis labels, with units.
-    x, y
-        One value per cell.
-    point_step
-        The step of each cell.
-    point_language
-        The language of each cell (str).
-    flagged
-        Whether the checkpoint of each cell is flagged (bool).
-    stats
-        ``"pearson"`` and ``"spearman"`` statistics of the cells
-        (:class:`xalign.analysis.stats.Correlation`).
-    """
-
-    title: str
-    x_label: str
-    y_label: str
-    x: np.ndarray
-    y: np.ndarray
-    point_step: np.ndarray
-    point_language: np.ndarray
-    flagged: np.ndarray
-    stats: Mapping[str, Correlation]
-
-
-@dataclass(frozen=True, kw_only=True)
-class ReportData:
-    """Everything the report shows; the optional parts are skipped when ``None`` / empty.
-
-    Attributes
-    ----------
-    title
-        The report's title, e.g. the store's name.
-    model
-        The model id the store was extracted from.
-    health
-        Checkpoint health: ``heldout_loss`` (step, language), ``flagged``, ``reason`` ('' when
-        fine) and ``duplicate_of`` (-1 when none) over step.
-    overlap
-        :func:`xalign.analysis.overlap.overlap` output, in memory,
-        dims (step, layer, language, language_other, attribute).
-    summary
-        :func:`xalign.analysis.overlap.summarize` output, dims (step, layer).
-    similarity
-        Parallel-sentence similarity, dims (step, layer, language): ``mean_cosine``,
-        ``last_cosine``, ``mean_baseline``, ``last_baseline``; attrs ``reference``.
-    correlations
-        Overlap-vs-transfer correlations, one scatter each.
-    notes
-        Extra lines for the page (e.g. what was excluded).
-    """
-
-    title: str
-    model: str
-    health: xr.Dataset
-    overlap: xr.Dataset | None
-    summary: xr.Dataset | None
-    similarity: xr.Dataset | None
-    correlations: Sequence[CorrelationView] = ()
-    notes: Sequence[str] = ()
+__all__ = ["write_report"]
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import zarr
 
-from xalign.errors import CorruptChunkError
+from xalign.errors import ChunkFault, CorruptChunkError
 from xalign.store.location import StoreLocation, describe_location
 from xalign.store.validate import open_root
 
@@ -33,35 +32,6 @@ BATCH_BYTES = 64 * 2**20
 _DECODE_ERRORS = (ValueError, RuntimeError, TypeError)
 """What Zarr and numcodecs raise for bytes they cannot decode (CRC32C: ValueError, Blosc and
 Zstd: RuntimeError); an OSError (unreadable file, permissions) is not corruption and is raised."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkFault:
-    """One damaged chunk.
-
-    Parameters
-    ----------
-    array
-        The array's path in the store, e.g. ``languages/en/hidden``.
-    chunk
-        The chunk's index in the array's chunk grid.
-    key
-        The chunk's key in the store (its file, for a store on disk), e.g.
-        ``languages/en/hidden/c/0/1/2/0``.
-    region
-        What the chunk holds along each dimension, e.g. ``step[0], layer[1], word[256:512]``.
-    problem
-        What is wrong with it.
-    """
-
-    array: str
-    chunk: tuple[int, ...]
-    key: str
-    region: str
-    problem: str
-
-    def __str__(self) -> str:
-        return f"{self.array}: chunk {self.chunk} [{self.region}] {self.problem} (key {self.key})"
 
 
 Region = tuple[range, ...]

@@ -14,22 +14,30 @@ them without loading anything:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import xarray as xr
 
 from xalign import dims
 
-if TYPE_CHECKING:
-    from xalign.store.store import Store
-
-__all__ = ["parallel", "words"]
+__all__ = ["LanguageGroups", "SentenceVector", "parallel", "words"]
 
 SentenceVector = Literal["mean", "last"]
 
 
-def words(store: Store, languages: Sequence[str] | None = None) -> xr.Dataset:
+class LanguageGroups(Protocol):
+    """What the views need of a store (:class:`xalign.Store` has it)."""
+
+    @property
+    def languages(self) -> tuple[str, ...]: ...
+
+    def dataset(self, language: str) -> xr.Dataset: ...
+
+    def attributes(self, language: str) -> tuple[str, ...]: ...
+
+
+def words(store: LanguageGroups, languages: Sequence[str] | None = None) -> xr.Dataset:
     """The word-level variables (``hidden``) and labels of ``languages`` along one ``word`` dim.
 
     Examples
@@ -70,7 +78,7 @@ def words(store: Store, languages: Sequence[str] | None = None) -> xr.Dataset:
 
 
 def parallel(
-    store: Store, vector: SentenceVector = "mean", languages: Sequence[str] | None = None
+    store: LanguageGroups, vector: SentenceVector = "mean", languages: Sequence[str] | None = None
 ) -> xr.DataArray:
     """Sentence vectors of ``languages`` for the sentence ids they all share, side by side.
 
