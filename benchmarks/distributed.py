@@ -36,6 +36,7 @@ from benchmarks.common import Row, growth_row, scratch, speedup_row
 from benchmarks.outofcore import BigSpec, write_big_store
 from xalign.analysis.probe_runner import run_probe_grid
 from xalign.analysis.probing import ProbeParams
+from xalign.cli.cluster import compute_on
 from xalign.store.nodes import child_array
 from xalign.store.results import results_path
 from xalign.testing import local_cluster_workers
@@ -72,8 +73,9 @@ def timed_grid(
         if on_slab is not None:
             on_slab(len(marks))
 
-    with dask.config.set({"distributed.scheduler.preload": [__name__]}):
-        run_probe_grid(store, params=params, scheduler=scheduler, name=name, overwrite=True, on_slab=report)
+    # The cluster starts inside the timing, as it did when the library started it.
+    with dask.config.set({"distributed.scheduler.preload": [__name__]}), compute_on(scheduler) as where:
+        run_probe_grid(store, params=params, name=name, overwrite=True, on_slab=report, **where)
     wall = time.perf_counter() - start
     return {
         "wall": wall,

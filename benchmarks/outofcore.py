@@ -272,12 +272,15 @@ def run_grid(store: str, *, scheduler: str, memory_limit: str, k: int) -> dict[s
 
     from xalign.analysis.probe_runner import run_probe_grid
     from xalign.analysis.probing import ProbeParams
+    from xalign.cli.cluster import compute_on
 
     start = time.perf_counter()
-    with dask.config.set({"xalign.worker-memory-limit": memory_limit}), PeakSampler() as sampler:
-        report = run_probe_grid(
-            store, params=ProbeParams(probe="gaussian", k=k), scheduler=scheduler, overwrite=True
-        )
+    with (
+        dask.config.set({"xalign.worker-memory-limit": memory_limit}),
+        PeakSampler() as sampler,
+        compute_on(scheduler) as where,
+    ):
+        report = run_probe_grid(store, params=ProbeParams(probe="gaussian", k=k), overwrite=True, **where)
     wall = time.perf_counter() - start
     return {
         "wall_s": wall,

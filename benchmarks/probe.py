@@ -38,6 +38,7 @@ from xalign.analysis.metrics import entropy_bits, score
 from xalign.analysis.probe_runner import run_probe_grid
 from xalign.analysis.probing import ProbeParams
 from xalign.analysis.selection import select_neurons, select_neurons_naive
+from xalign.cli.cluster import compute_on
 from xalign.testing import PlantedSignal, SyntheticSpec, write_synthetic_store
 
 NAME = "probe"
@@ -179,8 +180,8 @@ def whole_grid(quick: bool, out: Path) -> list[Row]:
         location = str(out / f"{scheduler.replace(':', '')}.zarr")
         write_synthetic_store(location, spec)
         start = time.perf_counter()
-        with dask.config.set(num_workers=threads):
-            run_probe_grid(location, params=params, scheduler=scheduler)
+        with dask.config.set(num_workers=threads), compute_on(scheduler) as where:
+            run_probe_grid(location, params=params, **where)
         times[label] = time.perf_counter() - start
     for label in list(times)[1:]:
         rows.append(

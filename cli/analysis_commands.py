@@ -122,6 +122,7 @@ def transfer(
 
     from xalign.analysis.jobs import import_transfer_scores, run_transfer
     from xalign.analysis.transfer import TransferParams
+    from xalign.cli.cluster import compute_on
 
     if scores is not None:
         outcome = import_transfer_scores(
@@ -135,17 +136,18 @@ def transfer(
     )
     bar = tqdm(unit="slab", desc="transfer", dynamic_ncols=True, disable=None)
     try:
-        outcome = run_transfer(
-            store,
-            params=params,
-            name=name or "linear",
-            languages=languages or None,
-            scheduler=scheduler,
-            exclude_flagged=exclude_flagged,
-            overwrite=overwrite,
-            on_slab=lambda _: bar.update(1),
-            on_plan=lambda total: setattr(bar, "total", total),
-        )
+        with compute_on(scheduler) as where:
+            outcome = run_transfer(
+                store,
+                params=params,
+                name=name or "linear",
+                languages=languages or None,
+                exclude_flagged=exclude_flagged,
+                overwrite=overwrite,
+                on_slab=lambda _: bar.update(1),
+                on_plan=lambda total: setattr(bar, "total", total),
+                **where,
+            )
     finally:
         bar.close()
     last = outcome.result.sortby(dims.STEP).isel({dims.STEP: -1})

@@ -161,11 +161,19 @@ def extract(
     """
     from tqdm import tqdm
 
+    from xalign.cli.cluster import check_spec, compute_on
     from xalign.data import PUD_LANGUAGES, pud_files
     from xalign.extract import ExtractConfig, extract_store
     from xalign.extract.checkpoints import Checkpoint, bloom_intermediate, from_directory, parse_revision
+    from xalign.parallel import LOCAL_SCHEDULERS
     from xalign.treebank.corpus import CorpusOptions
 
+    if scheduler is not None and check_spec(scheduler) in LOCAL_SCHEDULERS:
+        raise click.BadParameter(
+            "extraction runs here, one checkpoint after another, or on a cluster: "
+            "give local:N or tcp://host:port",
+            param_hint="'--scheduler'",
+        )
     checkpoints: list[Checkpoint] = []
     name = model_id or "local"
     if model_id:
@@ -221,18 +229,19 @@ def extract(
         bar.set_postfix_str(f"{written[0] / 2**20:.0f} MiB written", refresh=False)
 
     try:
-        report = extract_store(
-            store,
-            checkpoints,
-            files,
-            config,
-            device=device,
-            scheduler=scheduler,
-            overwrite=overwrite,
-            progress=None if scheduler else on_progress,
-            on_plan=lambda total: setattr(bar, "total", total),
-            file_languages=file_languages,
-        )
+        with compute_on(scheduler) as where:
+            report = extract_store(
+                store,
+                checkpoints,
+                files,
+                config,
+                device=device,
+                client=where.get("client"),
+                overwrite=overwrite,
+                progress=None if scheduler else on_progress,
+                on_plan=lambda total: setattr(bar, "total", total),
+                file_languages=file_languages,
+            )
     finally:
         bar.close()
     for language, coverage in report.coverage.items():

@@ -88,6 +88,7 @@ def probe(
 
     from xalign.analysis.probe_runner import run_probe_grid
     from xalign.analysis.probing import ProbeParams
+    from xalign.cli.cluster import compute_on
 
     params = ProbeParams(
         probe=probe_kind,  # type: ignore[arg-type]
@@ -109,19 +110,20 @@ def probe(
         bar.set_postfix_str(f"{cells['done']} cells probed, {cells['skipped']} skipped", refresh=False)
 
     try:
-        report = run_probe_grid(
-            store,
-            params=params,
-            steps=steps or None,
-            layers=layers or None,
-            languages=languages or None,
-            attributes=attributes or None,
-            name=name,
-            scheduler=scheduler,
-            overwrite=overwrite,
-            on_slab=on_slab,
-            on_plan=lambda total: setattr(bar, "total", total),
-        )
+        with compute_on(scheduler) as where:
+            report = run_probe_grid(
+                store,
+                params=params,
+                steps=steps or None,
+                layers=layers or None,
+                languages=languages or None,
+                attributes=attributes or None,
+                name=name,
+                overwrite=overwrite,
+                **where,
+                on_slab=on_slab,
+                on_plan=lambda total: setattr(bar, "total", total),
+            )
     finally:
         bar.close()
     click.echo(

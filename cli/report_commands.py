@@ -124,9 +124,11 @@ def demo(
 
     from tqdm import tqdm
 
+    from xalign.cli.cluster import check_spec, compute_on
     from xalign.demo import DemoConfig, run_demo
+    from xalign.parallel import LOCAL_SCHEDULERS
 
-    chosen: dict[str, Any] = {"hidden_size": hidden_size, "n_layer": layers, "k": k, "scheduler": scheduler}
+    chosen: dict[str, Any] = {"hidden_size": hidden_size, "n_layer": layers, "k": k}
     if steps:
         chosen["steps"] = steps
     if languages:
@@ -138,8 +140,10 @@ def demo(
     def bar(**kwargs: Any) -> Any:
         return tqdm(dynamic_ncols=True, disable=None, leave=False, **kwargs)
 
+    check_spec(scheduler)
     try:
-        config = DemoConfig(**chosen)
+        config = DemoConfig(**chosen, scheduler=scheduler if scheduler in LOCAL_SCHEDULERS else None)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    run_demo(out, config, echo=click.echo, progress=bar)
+    with compute_on(scheduler) as where:
+        run_demo(out, config, echo=click.echo, progress=bar, client=where.get("client"))

@@ -37,7 +37,8 @@ class DemoConfig:
     """Neurons per top-k set (of ``hidden_size``)."""
     source: str = "en"
     """The language transfer and similarity start from."""
-    scheduler: str = "threads"
+    scheduler: str | None = "threads"
+    """A local Dask scheduler (threads, processes, sync); None: the active client or Dask's default."""
 
     def __post_init__(self) -> None:
         if self.source not in self.languages:
@@ -58,11 +59,17 @@ class DemoOutcome:
 
 
 def run_demo(
-    out: Path, config: DemoConfig, *, echo: Echo, progress: Callable[..., Any] | None = None
+    out: Path,
+    config: DemoConfig,
+    *,
+    echo: Echo,
+    progress: Callable[..., Any] | None = None,
+    client: Any = None,
 ) -> DemoOutcome:
     """Run every stage into ``out``; ``echo`` receives one line per stage and the headline.
 
     ``progress(total=..., desc=..., unit=...)`` may return a tqdm-like bar (``update``, ``close``).
+    With a ``distributed.Client``, probing and transfer run on its cluster.
     """
     from xalign.analysis.jobs import (
         TransferSource,
@@ -101,7 +108,8 @@ def run_demo(
     probed = run_probe_grid(
         store,
         params=ProbeParams(probe="gaussian", k=config.k),
-        scheduler=config.scheduler,
+        client=client,
+        scheduler=None if client is not None else config.scheduler,
         on_slab=lambda _: bar.update(1),
         on_plan=lambda total: bar.set_total(total),
     )
@@ -117,7 +125,8 @@ def run_demo(
     transfer = run_transfer(
         store,
         params=TransferParams(),
-        scheduler=config.scheduler,
+        client=client,
+        scheduler=None if client is not None else config.scheduler,
         on_slab=lambda _: bar.update(1),
         on_plan=lambda total: bar.set_total(total),
     )

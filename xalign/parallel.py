@@ -1,24 +1,20 @@
-"""Run independent Dask tasks on the scheduler a user names, reporting each as it finishes.
+"""Run independent Dask tasks where the caller computes, reporting each as it finishes.
 
-One code path for every place the work runs: ``threads`` (default), ``processes`` and
-``sync`` use Dask's local schedulers; ``local:N`` starts a ``distributed.LocalCluster`` of
-N single-threaded worker processes; ``tcp://host:port`` uses a running cluster (its workers
-must see the same files).
+xalign's library starts no cluster, as Dask libraries do not: a function that runs tasks takes
+``client=None`` and ``scheduler=None`` and computes
 
-The memory each ``local:N`` worker may use is the Dask config value
-``xalign.worker-memory-limit`` (default ``"auto"``: the machine's memory shared out among the
-workers), e.g. ``DASK_XALIGN__WORKER_MEMORY_LIMIT=1GiB`` in the environment; a worker that
-goes beyond 95% of it is restarted by its nanny. A worker that dies (killed, out of memory)
-loses only its tasks in flight: the scheduler runs them again on a worker that lives (up to
-``distributed.scheduler.allowed-failures`` times each), so every task given here must be
-safe to run twice, as the writers of xalign's tasks are (each writes chunks it alone owns,
-its done flag last).
+- on ``client`` (a ``distributed.Client``) when one is given;
+- else on Dask's local ``scheduler`` named (``threads``, ``processes`` or ``sync``);
+- else on the active ``distributed.Client`` (the one a notebook made last), if there is one;
+- else on Dask's current default scheduler (threads, unless ``dask.config`` says otherwise).
 
-``local:N`` workers run without Dask's statistical profiler unless the config value
-``xalign.worker-profile`` is true: the profiler keeps a tree of call stacks for every second
-of work (up to ``distributed.admin.low-level-log-length`` seconds), which grew a probing
-worker by about 0.25 MiB per slab, where the work itself stays flat
-(``benchmarks/outofcore.py``). Turn it on to see the dashboard's profile page.
+Starting a ``LocalCluster`` for ``--scheduler local:N``, or connecting to ``tcp://host:port``,
+is the command line's job (:mod:`xalign.cli.cluster`).
+
+On a cluster, a worker that dies (killed, out of memory) loses only its tasks in flight: the
+scheduler runs them again on a worker that lives (up to ``distributed.scheduler.allowed-failures``
+times each), so every task given here must be safe to run twice, as the writers of xalign's
+tasks are (each writes chunks it alone owns, its done flag last).
 """
 
 from __future__ import annotations
@@ -28,90 +24,90 @@ from typing import Any
 
 from xalign.errors import XalignError
 
-__all__ = ["SchedulerError", "check_scheduler", "compute_tasks"]
+__all__ = ["LOCAL_SCHEDULERS", "SchedulerError", "active_client", "check_scheduler", "compute_tasks"]
 
-_LOCAL = ("threads", "processes", "sync")
+LOCAL_SCHEDULERS = ("threads", "processes", "sync")
 
 
 class SchedulerError(XalignError, ValueError):
     """A scheduler name that xalign cannot use."""
 
 
-def check_scheduler(spec: str) -> str:
-    """Validate a scheduler name; returns it unchanged."""
-    if spec in _LOCAL or spec.startswith("tcp://") or spec.startswith("tls://"):
-        return spec
-    if spec.startswith("local:") and spec[6:].isdigit() and int(spec[6:]) > 0:
-        return spec
-    raise SchedulerError(
-        f"unknown scheduler {spec!r}: use threads, processes, sync, local:N (N workers) or tcp://host:port"
-    )
+def check_scheduler(scheduler: str | None) -> str | None:
+    """Validate the name of a local Dask scheduler (or None); returns it unchanged."""
+    if scheduler is None or scheduler in LOCAL_SCHEDULERS:
+        return scheduler
+    if scheduler.startswith(("local:", "tcp://", "tls://")):
+        raise SchedulerError(
+            f"xalign's functions start no cluster ({scheduler!r}): start one yourself "
+            "(client = distributed.Client(distributed.LocalCluster()) or distributed.Client('tcp://...')) "
+            "and pass client=client, or leave it active; the command line's --scheduler does this"
+        )
+    raise SchedulerError(f"unknown scheduler {scheduler!r}: use threads, processes or sync, or pass a client")
 
 
-def _flag(value: Any) -> bool:
-    """A config flag: ``True``/``False``, or their spelling in an environment variable."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+def active_client(client: Any = None, scheduler: str | None = None) -> Any:
+    """The ``distributed.Client`` tasks will run on: ``client``, else the active one unless a
+    local ``scheduler`` is named; None when they run on a local scheduler."""
+    if client is not None or scheduler is not None:
+        return client
+    try:
+        from distributed import default_client
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return None
+    try:
+        return default_client()
+    except ValueError:  # no client is active
+        return None
 
 
 def compute_tasks(
-    tasks: Sequence[Any], *, scheduler: str = "threads", on_done: Callable[[Any], None] | None = None
+    tasks: Sequence[Any],
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    on_done: Callable[[Any], None] | None = None,
 ) -> list[Any]:
-    """Compute Dask delayed ``tasks``; call ``on_done(result)`` as each one finishes.
-
-    Results come back in the order of ``tasks``.
+    """Compute Dask delayed ``tasks`` (see the module's doc for where); call ``on_done(result)``
+    as each one finishes. Results come back in the order of ``tasks``.
     """
     check_scheduler(scheduler)
     if not tasks:
         return []
-    if scheduler in _LOCAL:
-        from dask.base import compute
-        from dask.callbacks import Callback
+    target = active_client(client, scheduler)
+    if target is None:
+        return _compute_locally(tasks, scheduler, on_done)
+    from distributed import as_completed
 
-        keys = {task.key for task in tasks}
+    futures = target.compute(list(tasks))
+    position = {future.key: i for i, future in enumerate(futures)}
+    results: list[Any] = [None] * len(futures)
+    pending = as_completed(futures)
+    # Only `pending` holds the futures from here on: each is released once its result is
+    # here, so a worker that dies later costs only its tasks in flight. (A future still held
+    # would make the scheduler recompute every result the dead worker had kept.)
+    del futures
+    for future in pending:
+        results[position[future.key]] = future.result()
+        future.release()
+        if on_done is not None:
+            on_done(results[position[future.key]])
+    return results
 
-        class _Report(Callback):
-            def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-                if on_done is not None and key in keys:
-                    on_done(result)
 
-        with _Report():  # type: ignore[no-untyped-call]
-            return list(compute(*tasks, scheduler=scheduler))
-    from distributed import Client, LocalCluster, as_completed
+def _compute_locally(
+    tasks: Sequence[Any], scheduler: str | None, on_done: Callable[[Any], None] | None
+) -> list[Any]:
+    from dask.base import compute
+    from dask.callbacks import Callback
 
-    cluster = None
-    if scheduler.startswith("local:"):
-        import dask.config
+    keys = {task.key for task in tasks}
 
-        profile = _flag(dask.config.get("xalign.worker-profile", False))
-        # The nannies hand the config of this moment to the worker processes they start.
-        with dask.config.set({"distributed.worker.profile.enabled": profile}):
-            cluster = LocalCluster(
-                n_workers=int(scheduler[6:]),
-                threads_per_worker=1,
-                processes=True,
-                memory_limit=dask.config.get("xalign.worker-memory-limit", "auto"),
-            )
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
-    try:
-        futures = client.compute(list(tasks))
-        position = {future.key: i for i, future in enumerate(futures)}
-        results: list[Any] = [None] * len(futures)
-        pending = as_completed(futures)
-        # Only `pending` holds the futures from here on: each is released once its result is
-        # here, so a worker that dies later costs only its tasks in flight. (A future still
-        # held would make the scheduler recompute every result the dead worker had kept.)
-        del futures
-        for future in pending:
-            results[position[future.key]] = future.result()
-            future.release()
-            if on_done is not None:
-                on_done(results[position[future.key]])
-        return results
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    class _Report(Callback):
+        def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+            if on_done is not None and key in keys:
+                on_done(result)
+
+    with _Report():  # type: ignore[no-untyped-call]
+        chosen = {} if scheduler is None else {"scheduler": scheduler}
+        return list(compute(*tasks, **chosen))

@@ -1,8 +1,10 @@
 """Runs on a LocalCluster: the same results with 1 and 2 workers, and with a worker killed mid-run.
 
-A worker killed by SIGKILL loses only its task in flight, which the scheduler runs again on a
-worker that lives; the grid's results then equal an undisturbed run's. Each test starts its
-own clusters (a few seconds each) and keeps its tasks short.
+Clusters are started as the command line does (:func:`xalign.cli.cluster.compute_on`); the
+library computes on the client it is given. A worker killed by SIGKILL loses only its task in
+flight, which the scheduler runs again on a worker that lives; the grid's results then equal
+an undisturbed run's. Each test starts its own clusters (a few seconds each) and keeps its
+tasks short.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 
 from xalign.analysis.probe_runner import run_probe_grid
 from xalign.analysis.probing import ProbeParams
+from xalign.cli.cluster import compute_on
 from xalign.parallel import compute_tasks
 from xalign.testing import (
     PlantedSignal,
@@ -80,7 +83,8 @@ def test_a_killed_worker_costs_only_its_task_in_flight(tmp_path: Path) -> None:
             time.sleep(0.05)
         pytest.fail("no worker was running a task to kill")
 
-    results = compute_tasks(tasks, scheduler="local:2", on_done=kill_one)
+    with compute_on("local:2") as where:
+        results = compute_tasks(tasks, on_done=kill_one, **where)
 
     assert results == [i * i for i in range(n)]
     assert sorted(reported) == list(range(n)), "each task is reported once"
@@ -93,10 +97,14 @@ def test_a_killed_worker_costs_only_its_task_in_flight(tmp_path: Path) -> None:
     assert [pid for task, pid in runs if task == killed["task"]].count(killed["pid"]) == 1
 
 
+def _start(spec: str) -> None:
+    with compute_on(spec):
+        pass
+
+
 def test_worker_memory_limit_and_profiler_come_from_the_dask_config(monkeypatch: pytest.MonkeyPatch) -> None:
     import dask.config
     import distributed
-    from dask.delayed import delayed
 
     seen: dict[str, Any] = {}
 
@@ -109,17 +117,17 @@ def test_worker_memory_limit_and_profiler_come_from_the_dask_config(monkeypatch:
 
     monkeypatch.setattr(distributed, "LocalCluster", cluster)
     with pytest.raises(Started):
-        compute_tasks([delayed(int)(1)], scheduler="local:3")
+        _start("local:3")
     assert (seen["memory_limit"], seen["profile"]) == ("auto", False)
     assert dask.config.get("distributed.worker.profile.enabled") is True, "set for the workers only"
     settings = {"xalign.worker-memory-limit": "1GiB", "xalign.worker-profile": True}
     with dask.config.set(settings), pytest.raises(Started):
-        compute_tasks([delayed(int)(1)], scheduler="local:3")
+        _start("local:3")
     with dask.config.set({"xalign.worker-profile": "false"}), pytest.raises(Started):
-        compute_tasks([delayed(int)(1)], scheduler="local:1")
+        _start("local:1")
     assert seen["profile"] is False, "an environment variable's 'false' is false"
     with dask.config.set(settings), pytest.raises(Started):
-        compute_tasks([delayed(int)(1)], scheduler="local:3")
+        _start("local:3")
     assert seen == {
         "n_workers": 3,
         "threads_per_worker": 1,
@@ -139,11 +147,13 @@ def stores(tmp_path: Path) -> dict[str, str]:
 
 
 def test_two_workers_and_a_killed_worker_give_the_results_of_one(stores: dict[str, str]) -> None:
-    one = run_probe_grid(stores["one"], params=GAUSSIAN, scheduler="local:1")
+    with compute_on("local:1") as where:
+        one = run_probe_grid(stores["one"], params=GAUSSIAN, **where)
     assert one.slabs_run == 8
     assert one.cells_done > 0
 
-    two = run_probe_grid(stores["two"], params=GAUSSIAN, scheduler="local:2")
+    with compute_on("local:2") as where:
+        two = run_probe_grid(stores["two"], params=GAUSSIAN, **where)
     assert two == one
     assert_stores_equal(stores["one"], stores["two"])
 
@@ -161,8 +171,34 @@ def test_two_workers_and_a_killed_worker_give_the_results_of_one(stores: dict[st
         victims.append(victim.pid)
         os.kill(victim.pid, signal.SIGKILL)
 
-    killed = run_probe_grid(stores["killed"], params=GAUSSIAN, scheduler="local:2", on_slab=kill_after_first)
+    with compute_on("local:2") as where:
+        killed = run_probe_grid(stores["killed"], params=GAUSSIAN, on_slab=kill_after_first, **where)
     assert victims, "no worker was killed"
     assert len(after_kill) == 7, "the run went on after the kill and reported every other slab"
     assert killed == one
     assert_stores_equal(stores["one"], stores["killed"])
+
+
+def test_the_library_uses_the_notebooks_own_client_and_starts_nothing(tmp_path: Path) -> None:
+    """As in a notebook: the user's LocalCluster and Client; xalign's functions take no scheduler
+    and run their tasks there, and a cluster name given to the library is refused."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from xalign.parallel import SchedulerError
+
+    location = str(tmp_path / "s.zarr")
+    write_synthetic_store(location, SPEC)
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True) as cluster,
+        Client(cluster) as client,
+    ):
+        before = set(client.scheduler_info()["workers"])
+        with get_task_stream(client) as stream:
+            report = run_probe_grid(location, params=GAUSSIAN, layers=[1])
+        assert report.slabs_run == 4
+        ran = [task for task in stream.data if str(task["key"]).startswith("_run_slab")]
+        assert len(ran) == 4, "every slab ran on the user's cluster"
+        assert set(client.scheduler_info()["workers"]) == before, "no worker was added"
+        assert client.status == "running", "xalign leaves the user's client open"
+    with pytest.raises(SchedulerError, match="start no cluster"):
+        run_probe_grid(location, params=GAUSSIAN, scheduler="local:2")

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from xalign import dims, open_store
 from xalign.analysis.probe_runner import run_probe_grid
 from xalign.analysis.probing import ProbeParams, grid_template, probe_grid
+from xalign.cli.cluster import compute_on
 from xalign.store.results import ResultsError
 from xalign.testing import (
     PlantedSignal,
@@ -158,7 +159,8 @@ def test_a_local_cluster_gives_the_threaded_results(store_dir: str, tmp_path: Pa
     threaded = str(tmp_path / "threaded.zarr")
     write_synthetic_store(threaded, SPEC)
     run_probe_grid(threaded, params=GAUSSIAN, steps=[1000], scheduler="threads")
-    run_probe_grid(store_dir, params=GAUSSIAN, steps=[1000], scheduler="local:2")
+    with compute_on("local:2") as where:
+        run_probe_grid(store_dir, params=GAUSSIAN, steps=[1000], **where)
     assert_stores_equal(threaded, store_dir)
 
 

@@ -271,7 +271,10 @@ def test_extraction_on_a_local_dask_cluster_equals_the_sequential_run(
     sequential, parallel = str(tmp_path / "seq.zarr"), str(tmp_path / "par.zarr")
     files = [treebanks["en"], treebanks["fr"]]
     extract_store(sequential, checkpoints, files, small_config())
-    report = extract_store(parallel, checkpoints, files, small_config(), scheduler="local:2")
+    from xalign.cli.cluster import compute_on
+
+    with compute_on("local:2") as where:
+        report = extract_store(parallel, checkpoints, files, small_config(), client=where["client"])
     assert sorted(r.step for r in report.steps) == [0, 2, 4]
     assert_stores_equal(sequential, parallel)
 

@@ -44,6 +44,16 @@ def test_extract_usage_errors(tmp_path: Path, toy_dir: Path) -> None:
     )
     assert bad_layer.exit_code == 1
     assert "layer(s) [9] do not exist" in bad_layer.output
+    local = CliRunner().invoke(
+        cli, ["extract", store, "--checkpoints", str(toy_dir), "--language", "en", "--scheduler", "threads"]
+    )
+    assert local.exit_code == 2
+    assert "give local:N or tcp://host:port" in local.output
+    unknown = CliRunner().invoke(
+        cli, ["extract", store, "--checkpoints", str(toy_dir), "--language", "en", "--scheduler", "gpu"]
+    )
+    assert unknown.exit_code == 1
+    assert "unknown scheduler 'gpu'" in unknown.output
     offline = CliRunner().invoke(
         cli, ["extract", store, "--model", "bigscience/bloom-560m-intermediate", "--steps", "1000"]
     )

@@ -196,7 +196,8 @@ def run_transfer(
     params: TransferParams,
     name: str = "linear",
     languages: Sequence[str] | None = None,
-    scheduler: str = "threads",
+    client: Any = None,
+    scheduler: str | None = None,
     exclude_flagged: bool = False,
     overwrite: bool = False,
     on_slab: Callable[[Any], None] | None = None,
@@ -204,7 +205,8 @@ def run_transfer(
 ) -> AnalysisOutcome:
     """Zero-shot linear transfer between every pair of languages into ``analyses/transfer/<name>``.
 
-    One task per (step, layer) slab, on ``scheduler`` (see :mod:`xalign.parallel`).
+    One task per (step, layer) slab, on ``client``, a local ``scheduler``, the active
+    ``distributed.Client`` or Dask's default scheduler (see :mod:`xalign.parallel`).
     """
     check_scheduler(scheduler)
     store, excluded = _store_and_plan(location, exclude_flagged)
@@ -235,7 +237,7 @@ def run_transfer(
         delayed(_transfer_task, pure=True)(location, step, layer, languages, attributes, params)
         for step, layer in slabs
     ]
-    outputs = compute_tasks(tasks, scheduler=scheduler, on_done=on_slab)
+    outputs = compute_tasks(tasks, client=client, scheduler=scheduler, on_done=on_slab)
     result = _assemble_transfer(store, languages, attributes, dict(zip(slabs, outputs, strict=True)))
     return _write(location, "transfer", name, result, parameters, excluded, overwrite)
 

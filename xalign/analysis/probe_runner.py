@@ -27,7 +27,7 @@ from xalign.analysis.probing import (
     grid_template,
     probe_slab,
 )
-from xalign.parallel import check_scheduler, compute_tasks
+from xalign.parallel import active_client, check_scheduler, compute_tasks
 from xalign.store.location import StoreLocation
 from xalign.store.nodes import child_array
 from xalign.store.results import ResultsError, prepare_results, results_path, write_region
@@ -62,12 +62,23 @@ def run_probe_grid(
     languages: Sequence[str] | None = None,
     attributes: Sequence[str] | None = None,
     name: str = "probe",
-    scheduler: str = "threads",
+    client: Any = None,
+    scheduler: str | None = None,
     overwrite: bool = False,
     on_slab: Callable[[dict[str, int]], None] | None = None,
     on_plan: Callable[[int], None] | None = None,
 ) -> GridReport:
     """Probe the selected cells of the store at ``location`` into ``results/<name>``.
+
+    One task per (step, layer, language) slab still to do, computed on ``client``, a local
+    ``scheduler``, the active ``distributed.Client`` or Dask's default scheduler, in that
+    order (:mod:`xalign.parallel`); nothing is started here.
+
+    Examples
+    --------
+    >>> from distributed import Client
+    >>> client = Client(n_workers=2, threads_per_worker=1)  # yours: xalign uses it
+    >>> run_probe_grid("runs/toy.zarr", params=ProbeParams(probe="gaussian", k=10))
 
     Raises
     ------
@@ -76,8 +87,10 @@ def run_probe_grid(
         or a process-based scheduler is asked for with a memory store.
     """
     check_scheduler(scheduler)
-    if scheduler != "threads" and scheduler != "sync" and not isinstance(location, str | Path):
-        raise ResultsError(f"the {scheduler} scheduler needs a store on disk, not a memory store")
+    target = active_client(client, scheduler)
+    if (target is not None or scheduler == "processes") and not isinstance(location, str | Path):
+        where = "a Dask cluster" if target is not None else "the processes scheduler"
+        raise ResultsError(f"{where} needs a store on disk that its workers can open, not a memory store")
     store = open_store(location)
     try:
         check_selection_size(params.k, n_neurons=store.n_neurons)
@@ -140,7 +153,7 @@ def run_probe_grid(
         )
         for index, step, layer, language in todo
     ]
-    summaries = compute_tasks(tasks, scheduler=scheduler, on_done=on_slab)
+    summaries = compute_tasks(tasks, client=target, scheduler=scheduler, on_done=on_slab)
     consolidate(location)
     return GridReport(
         name=name,

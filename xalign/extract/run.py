@@ -29,7 +29,7 @@ from xalign.extract.lock import store_lock
 from xalign.extract.plan import loss_batches, needed_sentences, plan_batches
 from xalign.extract.sink import DISK_FULL, ChunkSink, ChunkWriter, ExtractionError, disk_full_error
 from xalign.extract.template import StorePlan, check_store, file_digest, prepare_store, provenance
-from xalign.parallel import check_scheduler, compute_tasks
+from xalign.parallel import compute_tasks
 from xalign.store.layout import ACTIVATIONS, LANGUAGES_GROUP, LanguageMeta, language_group
 from xalign.store.location import StoreLocation, describe_location
 from xalign.store.nodes import child_array, child_group
@@ -140,7 +140,7 @@ def extract(
     config: ExtractConfig,
     *,
     device: str = "cpu",
-    scheduler: str | None = None,
+    client: Any = None,
     overwrite: bool = False,
     progress: Progress | None = None,
     on_plan: Callable[[int], None] | None = None,
@@ -155,11 +155,12 @@ def extract(
     treebanks
         CoNLL-U files; files of one language (from the UD file name, or ``file_languages``)
         are pooled.
-    scheduler
-        None runs the jobs here, one after another (with ``progress``). Otherwise a name for
-        :func:`xalign.parallel.compute_tasks`: ``local:N`` starts a ``distributed.LocalCluster``
-        of N single-threaded workers (one model per worker at a time); ``tcp://host:port`` uses
-        a running scheduler. Workers must see ``location`` and the treebank files.
+    client
+        None runs the jobs here, one after another (with ``progress``). A
+        ``distributed.Client`` runs one job per checkpoint on its cluster (give its workers
+        one thread each: one model per worker at a time); they must see ``location`` and the
+        treebank files. Extraction never picks up an active client by itself: a model per
+        worker is a choice to make on purpose.
     on_plan
         Called once with the number of words that will be extracted (for a progress total).
     file_languages
@@ -172,8 +173,6 @@ def extract(
         resume) and :class:`~xalign.extract.lock.StoreLockedError` when another process is
         extracting into the same store.
     """
-    if scheduler is not None:
-        check_scheduler(scheduler)
     steps = [c.step for c in checkpoints]
     if not checkpoints:
         raise CheckpointError("no checkpoints given")
@@ -186,7 +185,7 @@ def extract(
             treebanks,
             config,
             device=device,
-            scheduler=scheduler,
+            client=client,
             overwrite=overwrite,
             progress=progress,
             on_plan=on_plan,
@@ -212,7 +211,7 @@ def _extract(
     config: ExtractConfig,
     *,
     device: str,
-    scheduler: str | None,
+    client: Any,
     overwrite: bool,
     progress: Progress | None,
     on_plan: Callable[[int], None] | None,
@@ -265,13 +264,13 @@ def _extract(
         "device": device,
         "tokenizer_hash": tokenizer_hash,
     }
-    if scheduler is None:
+    if client is None:
         reports = [
             extract_step(location, checkpoint, index, progress=progress, **job_args)
             for checkpoint, index in jobs
         ]
     else:
-        reports = _run_distributed(location, jobs, scheduler, job_args)
+        reports = _run_distributed(location, jobs, client, job_args)
     consolidate(location)
     done_steps = {r.step for r in reports}
     return ExtractReport(
@@ -405,7 +404,7 @@ def _loss_recorded(root: zarr.Group, language: str, index: int) -> bool:
 
 
 def _run_distributed(
-    location: StoreLocation, jobs: list[tuple[Checkpoint, int]], scheduler: str, job_args: dict[str, Any]
+    location: StoreLocation, jobs: list[tuple[Checkpoint, int]], client: Any, job_args: dict[str, Any]
 ) -> list[StepReport]:
     from dask.delayed import delayed
 
@@ -417,7 +416,7 @@ def _run_distributed(
         delayed(extract_step, pure=False)(str(location), checkpoint, index, **job_args)
         for checkpoint, index in jobs
     ]
-    return compute_tasks(tasks, scheduler=scheduler)
+    return compute_tasks(tasks, client=client)
 
 
 def extract_step(
