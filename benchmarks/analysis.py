@@ -36,7 +36,7 @@ import xarray as xr
 from benchmarks.common import Row, disk_bytes, growth_row, run_child, scratch, speedup_row
 from xalign import dims
 from xalign.analysis.cells import kept_values
-from xalign.analysis.probing import ProbeParams, slab_labels
+from xalign.analysis.probing import ProbeParams
 from xalign.testing import PlantedSignal, SyntheticSpec, write_synthetic_store
 
 NAME = "analysis"
@@ -86,7 +86,7 @@ def _onehots(location: str) -> dict[str, dict[str, xr.DataArray]]:
     store = open_store(location)
     out: dict[str, dict[str, xr.DataArray]] = {}
     for language in store.languages:
-        labels = slab_labels(store, language)
+        labels = store.labels(language)
         kept = kept_values(labels, store.attributes(language))
         out[language] = {}
         for attribute, values in kept.items():

@@ -32,7 +32,7 @@ import xarray as xr
 
 from xalign import dims
 from xalign.analysis.cells import kept_values, split_cells
-from xalign.analysis.probing import ProbeParams, grid_attributes, slab_labels
+from xalign.analysis.probing import ProbeParams, grid_attributes
 from xalign.analysis.selection import select_neurons, select_neurons_naive
 from xalign.extract.encode import EncodedCorpus
 from xalign.store.store import open_store
@@ -166,7 +166,7 @@ def naive_probe_grid(location: str, params: ProbeParams) -> int:
     attributes = grid_attributes(store, store.languages, params)
     done = 0
     for language in store.languages:
-        labels = slab_labels(store, language)
+        labels = store.labels(language)
         for step in store.steps.tolist():
             for layer in store.layers.tolist():
                 for attribute in attributes:
@@ -197,7 +197,7 @@ def load_store_arrays(location: str, params: ProbeParams) -> LoadedStore:
             language: np.asarray(store.dataset(language)[dims.HIDDEN].values, dtype=np.float32)
             for language in store.languages
         },
-        labels={language: slab_labels(store, language) for language in store.languages},
+        labels={language: store.labels(language) for language in store.languages},
         attributes=grid_attributes(store, store.languages, params),
     )
 

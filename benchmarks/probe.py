@@ -18,6 +18,10 @@ Measured side by side in one run:
    row is the time of the whole grid; the note gives cells per second.
 3. **Schedulers.** The same grid on 2 threads and (full run) on ``LocalCluster``s of 1 and 2
    workers against one thread (``sync``), in wall time.
+4. **Per-slab overhead.** On tiny slabs (the default synthetic store: 27 slabs of 600 words x
+   32 neurons), what a grid spends per slab beyond probing itself: with each task opening
+   and validating the store, as tasks did before the per-worker cache
+   (:func:`~xalign.store.cache.task_store`), against the cache; and the whole grid's time.
 
 Other times are CPU seconds of this process, all its threads (see ``benchmarks/__init__.py``).
 """
@@ -198,10 +202,84 @@ def whole_grid(quick: bool, out: Path) -> list[Row]:
     return rows
 
 
+def slab_overhead(out: Path) -> list[Row]:
+    """Per-slab cost of a grid beyond probing, each task opening the store vs the per-worker cache."""
+    import zarr
+
+    from xalign.analysis import probe_runner
+    from xalign.analysis.probing import grid_attributes, probe_slab
+    from xalign.store.store import open_store
+
+    location = str(out / "overhead.zarr")
+    write_synthetic_store(location, SyntheticSpec())
+    params = ProbeParams(probe="gaussian", k=5)
+    store = open_store(location)
+    attributes = list(grid_attributes(store, store.languages, params))
+    slabs = [(int(s), int(la), g) for s in store.steps for la in store.layers for g in store.languages]
+
+    def probing_only() -> float:
+        start = cpu_seconds()
+        for step, layer, language in slabs:
+            probe_slab(store, step, layer, language, attributes, params)
+        return cpu_seconds() - start
+
+    def grid(cached: bool) -> tuple[float, float]:
+        """(whole grid, inside its tasks) in CPU seconds."""
+        kept = probe_runner.task_store, probe_runner.task_arrays, probe_runner._run_slab
+        inside = [0.0]
+
+        def timed_task(*args: Any) -> Any:
+            start = cpu_seconds()
+            try:
+                return kept[2](*args)
+            finally:
+                inside[0] += cpu_seconds() - start
+
+        probe_runner._run_slab = timed_task  # type: ignore[assignment]
+        if not cached:  # what every task did before: open and validate the store, open the group
+            probe_runner.task_store = lambda where, run: open_store(where)  # type: ignore[assignment]
+            probe_runner.task_arrays = lambda where, path, run: zarr.open_group(  # type: ignore[assignment]
+                where, path=path, mode="r+", use_consolidated=False
+            )
+        try:
+            start = cpu_seconds()
+            run_probe_grid(location, params=params, scheduler="sync", overwrite=True)
+            return cpu_seconds() - start, inside[0]
+        finally:
+            probe_runner.task_store, probe_runner.task_arrays, probe_runner._run_slab = kept  # type: ignore[assignment]
+
+    probing_only(), grid(True)  # warm: labels, imports, allocator
+    rounds = [(probing_only(), *grid(False), *grid(True)) for _ in range(3)]
+    pure, before, before_tasks, after, after_tasks = (min(r[i] for r in rounds) for i in range(5))
+    n = len(slabs)
+    per_before, per_after = (before_tasks - pure) / n * 1e3, (after_tasks - pure) / n * 1e3
+    alone = f"probing alone {pure / n * 1e3:.1f} ms/slab"
+    setup = f"{n} slabs of 600 words x 32 neurons, Gaussian probe k=5, sync; {alone}"
+    driver = f"driver outside the tasks {(after - after_tasks) * 1e3:.0f} ms per grid"
+    return [
+        speedup_row(
+            NAME,
+            "per-task overhead beyond probing: per-worker store cache vs opening the store per task",
+            per_after,
+            per_before,
+            "CPU ms",
+            f"{setup}; best of 3",
+        ),
+        speedup_row(
+            NAME,
+            "whole tiny grid: per-worker store cache vs opening the store per task",
+            after,
+            before,
+            "CPU s",
+            f"{setup}; {driver}; best of 3",
+        ),
+    ]
+
+
 def run(quick: bool) -> list[Row]:
     """The probing rows (see the module's docstring)."""
     out = Path(tempfile.mkdtemp(dir=scratch(), prefix="probe-"))
-    return one_cell(quick) + whole_grid(quick, out)
+    return one_cell(quick) + whole_grid(quick, out) + slab_overhead(out)
 
 
 if __name__ == "__main__":

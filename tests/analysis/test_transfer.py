@@ -10,7 +10,6 @@ import zarr
 
 from xalign import dims, open_store
 from xalign.analysis.cells import kept_values
-from xalign.analysis.probing import slab_labels
 from xalign.analysis.transfer import (
     ShrinkageLDA,
     TransferParams,
@@ -173,7 +172,7 @@ def test_the_grid_is_lazy_and_equals_the_slab_it_is_made_of(store: Store) -> Non
 def test_filters_and_missing_attributes_leave_nan(store: Store) -> None:
     strict = TransferParams(min_count=60)
     kept = {
-        language: kept_values(slab_labels(store, language), ["Gender"], min_count=60).get("Gender", ())
+        language: kept_values(store.labels(language), ["Gender"], min_count=60).get("Gender", ())
         for language in ("en", "fr", "es")
     }
     # The scenario (from the synthetic labels): en keeps 3 genders, fr 2 of them, es none.
@@ -188,7 +187,7 @@ def test_filters_and_missing_attributes_leave_nan(store: Store) -> None:
     assert (out["n_test"][case] == 0).all()
     assert (out["n_test"][gender, 2] == 0).all()
     for t, target in enumerate(("en", "fr", "es")):
-        labels = slab_labels(store, target)
+        labels = store.labels(target)
         test = labels[dims.SPLIT].values == "test"
         for s, source in enumerate(("en", "fr")):
             expected = int((test & np.isin(labels["Gender"].values, list(kept[source]))).sum())

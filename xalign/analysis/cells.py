@@ -8,16 +8,19 @@ that no subword encodes has none: it is counted as dropped).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from xalign import dims
+from xalign.store.store import Store
 from xalign.treebank.splits import count_values, filter_attributes
 
-__all__ = ["CellData", "kept_values", "split_cells"]
+__all__ = ["CellData", "kept_values", "kept_values_of", "split_cells"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -44,6 +47,24 @@ def kept_values(
     columns = {a: np.asarray(labels[a].values, dtype=object)[usable] for a in attributes if a in labels}
     examples = (({a: str(c[i]) for a, c in columns.items()}, str(splits[i])) for i in range(len(splits)))
     return filter_attributes(count_values(examples), min_count=min_count, min_values=min_values)
+
+
+_kept: weakref.WeakKeyDictionary[Store, dict[tuple[Any, ...], dict[str, tuple[str, ...]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def kept_values_of(
+    store: Store, language: str, attributes: Sequence[str], *, min_count: int = 20, min_values: int = 2
+) -> dict[str, tuple[str, ...]]:
+    """:func:`kept_values` of ``language``'s labels, computed once per opened store and filters."""
+    labels = store.labels(language)
+    wanted = tuple(a for a in attributes if a in labels)
+    memo = _kept.setdefault(store, {})
+    key = (language, wanted, min_count, min_values)
+    if key not in memo:
+        memo[key] = kept_values(labels, wanted, min_count=min_count, min_values=min_values)
+    return memo[key]
 
 
 def split_cells(

@@ -9,6 +9,7 @@ reuses what is stored.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from xalign.analysis.transfer import (
 from xalign.analysis.transfer_scores import read_transfer_scores
 from xalign.parallel import check_scheduler, compute_tasks
 from xalign.store.analyses import AnalysisKind, open_analysis, stored_parameters, write_analysis
+from xalign.store.cache import task_store
 from xalign.store.location import StoreLocation
 from xalign.store.results import ResultsError, open_results
 from xalign.store.store import Store, open_store
@@ -233,8 +235,9 @@ def run_transfer(
     ]
     if on_plan is not None:
         on_plan(len(slabs))
+    run = uuid.uuid4().hex  # the tasks of this run share one opened store per worker
     tasks = [
-        delayed(_transfer_task, pure=True)(location, step, layer, languages, attributes, params)
+        delayed(_transfer_task, pure=True)(location, run, step, layer, languages, attributes, params)
         for step, layer in slabs
     ]
     outputs = compute_tasks(tasks, client=client, scheduler=scheduler, on_done=on_slab)
@@ -244,14 +247,16 @@ def run_transfer(
 
 def _transfer_task(
     location: StoreLocation,
+    run: str,
     step: int,
     layer: int,
     languages: list[str],
     attributes: list[str],
     params: TransferParams,
 ) -> dict[str, np.ndarray]:
-    """One task: :func:`transfer_slab` on a store opened here (see the probe runner's ``_run_slab``)."""
-    return transfer_slab(open_store(location), step, layer, languages, attributes, params)
+    """One task: :func:`transfer_slab` on the run's store, opened once per worker (see the probe
+    runner's ``_run_slab``)."""
+    return transfer_slab(task_store(location, run), step, layer, languages, attributes, params)
 
 
 def _assemble_transfer(

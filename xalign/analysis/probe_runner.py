@@ -11,13 +11,13 @@ interruption does only what is missing.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 
 from xalign import dims
 from xalign.analysis.probing import (
@@ -28,6 +28,7 @@ from xalign.analysis.probing import (
     probe_slab,
 )
 from xalign.parallel import active_client, check_scheduler, compute_tasks
+from xalign.store.cache import task_arrays, task_store
 from xalign.store.location import StoreLocation
 from xalign.store.nodes import child_array
 from xalign.store.results import ResultsError, prepare_results, results_path, write_region
@@ -147,9 +148,10 @@ def run_probe_grid(
         on_plan(len(todo))
     from dask.delayed import delayed
 
+    run = uuid.uuid4().hex  # the tasks of this run share one opened store per worker
     tasks = [
         delayed(_run_slab, pure=False)(
-            store.location, name, index, step, layer, language, attribute_list, params
+            store.location, run, name, index, step, layer, language, attribute_list, params
         )
         for index, step, layer, language in todo
     ]
@@ -167,6 +169,7 @@ def run_probe_grid(
 
 def _run_slab(
     location: StoreLocation,
+    run: str,
     name: str,
     index: tuple[int, int, int],
     step: int,
@@ -177,15 +180,15 @@ def _run_slab(
 ) -> dict[str, int]:
     """One task: probe a slab, write its chunks (status last, so a kill leaves it to redo).
 
-    The task opens the store itself: a task given an opened :class:`Store` would carry all
-    its labels, and a Dask worker keeps the specs of its recent tasks (its stimulus log, a
-    thousand by default), so opened stores would pile up in every worker.
+    The task names the store by location, not as an opened :class:`Store` (which would carry
+    all its labels in every task spec a worker keeps); it opens it through the per-worker cache
+    of the run (:func:`~xalign.store.cache.task_store`), once per worker, unvalidated.
     """
-    out = probe_slab(open_store(location), step, layer, language, attributes, params)
-    group = zarr.open_group(location, path=results_path(name), mode="r+", use_consolidated=False)
+    out = probe_slab(task_store(location, run), step, layer, language, attributes, params)
+    arrays = task_arrays(location, results_path(name), run)
     status = out.pop("status")
-    write_region(group, index, out)
-    write_region(group, index, {"status": status})
+    write_region(arrays, index, out)
+    write_region(arrays, index, {"status": status})
     logger.debug("probed step %s layer %s %s", step, layer, language)
     return {
         "done": int((status == "done").sum()),

@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from xalign import dims
-from xalign.analysis.cells import CellData, kept_values, split_cells
+from xalign.analysis.cells import CellData, kept_values_of, split_cells
 from xalign.analysis.selection import METRICS, select_neurons
 from xalign.store.store import Store
 
@@ -27,7 +27,6 @@ __all__ = [
     "grid_template",
     "probe_grid",
     "probe_slab",
-    "slab_labels",
 ]
 
 ProbeKind = Literal["latent", "gaussian"]
@@ -101,13 +100,6 @@ def check_selection_size(k: int, *, n_neurons: int, selection: int | None = None
         )
 
 
-def slab_labels(store: Store, language: str) -> xr.Dataset:
-    """The per-word coordinates of a language (labels, split, subword counts), in memory."""
-    ds = store.dataset(language)
-    coords = ds.drop_vars(list(ds.data_vars))
-    return coords.drop_dims([d for d in coords.dims if d not in (dims.WORD, dims.STEP, dims.LAYER)])
-
-
 def probe_slab(
     store: Store, step: int, layer: int, language: str, attributes: Sequence[str], params: ProbeParams
 ) -> dict[str, np.ndarray]:
@@ -116,12 +108,9 @@ def probe_slab(
     Returns arrays over ``attributes`` (and ``rank``): :data:`RANK_VARIABLES`,
     :data:`CELL_VARIABLES` and ``status`` ('done' or 'skipped: <reason>').
     """
-    labels = slab_labels(store, language)
-    kept = kept_values(
-        labels,
-        [a for a in attributes if a in labels],
-        min_count=params.min_count,
-        min_values=params.min_values,
+    labels = store.labels(language)
+    kept = kept_values_of(
+        store, language, attributes, min_count=params.min_count, min_values=params.min_values
     )
     out = _empty(len(attributes), params.k)
     if kept:
@@ -285,9 +274,12 @@ def grid_attributes(store: Store, languages: Sequence[str], params: ProbeParams)
     """Attributes kept (by the filters) in at least one of ``languages``, from labels alone."""
     found: dict[str, None] = {}
     for language in languages:
-        labels = slab_labels(store, language)
-        kept = kept_values(
-            labels, store.attributes(language), min_count=params.min_count, min_values=params.min_values
+        kept = kept_values_of(
+            store,
+            language,
+            store.attributes(language),
+            min_count=params.min_count,
+            min_values=params.min_values,
         )
         found.update(dict.fromkeys(kept))
     return tuple(found)

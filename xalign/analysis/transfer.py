@@ -22,8 +22,7 @@ import scipy.linalg
 import xarray as xr
 
 from xalign import dims
-from xalign.analysis.cells import kept_values, split_cells
-from xalign.analysis.probing import slab_labels
+from xalign.analysis.cells import kept_values_of, split_cells
 from xalign.store.store import Store
 
 __all__ = [
@@ -198,13 +197,10 @@ def transfer_slab(
         test words scored, 0 where NaN), each shaped (attribute, language, language_other).
     """
     out = _empty(len(attributes), len(languages))
-    labels = {language: slab_labels(store, language) for language in languages}
+    labels = {language: store.labels(language) for language in languages}
     kept = {
-        language: kept_values(
-            labels[language],
-            [a for a in attributes if a in labels[language]],
-            min_count=params.min_count,
-            min_values=params.min_values,
+        language: kept_values_of(
+            store, language, attributes, min_count=params.min_count, min_values=params.min_values
         )
         for language in languages
     }
@@ -268,10 +264,13 @@ def transfer_attributes(store: Store, languages: Sequence[str], params: Transfer
     found: dict[str, None] = {}
     upos = False
     for language in languages:
-        labels = slab_labels(store, language)
         candidates = [a for a in store.attributes(language) if a != dims.UPOS]
-        kept = kept_values(
-            labels, [*candidates, dims.UPOS], min_count=params.min_count, min_values=params.min_values
+        kept = kept_values_of(
+            store,
+            language,
+            [*candidates, dims.UPOS],
+            min_count=params.min_count,
+            min_values=params.min_values,
         )
         upos = upos or dims.UPOS in kept
         found.update(dict.fromkeys(a for a in kept if a != dims.UPOS))

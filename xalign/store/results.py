@@ -137,7 +137,16 @@ def describe_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -
     )
 
 
-def write_region(group: zarr.Group, index: tuple[int, ...], values: Mapping[str, np.ndarray]) -> None:
-    """Write ``values`` at the leading-axes position ``index`` of each array (a chunk the caller owns)."""
+def write_region(
+    arrays: zarr.Group | Mapping[str, zarr.Array[Any]],
+    index: tuple[int, ...],
+    values: Mapping[str, np.ndarray],
+) -> None:
+    """Write ``values`` at the leading-axes position ``index`` of each array (a chunk the caller owns).
+
+    ``arrays`` is the results group, or its arrays by name as already opened
+    (:func:`xalign.store.cache.task_arrays`).
+    """
     for name, value in values.items():
-        child_array(group, name)[index] = value
+        array = child_array(arrays, name) if isinstance(arrays, zarr.Group) else arrays[name]
+        array[index] = value

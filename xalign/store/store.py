@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+import zarr
 
 from xalign import dims
 from xalign.errors import StoreValidationError
@@ -70,6 +71,8 @@ class Store:
     location: StoreLocation
     schema_version: int
     _raw: xr.DataTree = field(init=False, repr=False)
+    _labels: dict[str, xr.Dataset] = field(init=False, repr=False, default_factory=dict)
+    _arrays: dict[str, zarr.Array[Any]] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         # Opened without Dask: coordinates then load without a Dask computation, and data
@@ -152,6 +155,24 @@ class Store:
             {name: per_step[name] for name in per_step if per_step[name].dims == (dims.STEP,)}
         )
 
+    def labels(self, language: str) -> xr.Dataset:
+        """The per-word coordinates of ``language`` (labels, split, subword counts), in memory.
+
+        Read once per opened store: the tasks of a grid that share a store (see
+        :func:`xalign.store.cache.task_store`) share them too.
+
+        Examples
+        --------
+        >>> store.labels("fr")["Number"].to_pandas().value_counts()
+        """
+        cached = self._labels.get(language)
+        if cached is None:
+            ds = self.dataset(language)
+            coords = ds.drop_vars(list(ds.data_vars))
+            cached = coords.drop_dims([d for d in coords.dims if d not in (dims.WORD, dims.STEP, dims.LAYER)])
+            self._labels[language] = cached
+        return cached
+
     def words(self, languages: Sequence[str] | None = None) -> xr.Dataset:
         """Word-level variables and labels of several languages along one ``word`` dim (lazy).
 
@@ -206,23 +227,42 @@ class Store:
             each damaged chunk and its file (``context`` says what was being done), where
             zarr's own error names neither.
         """
+        at = {dims.STEP: self._position(self.steps, step, dims.STEP)}
+        at[dims.LAYER] = self._position(self.layers, layer, dims.LAYER)
+        array = self._hidden_array(language)
         try:
-            hidden = self.activations(language, step=step, layer=layer).compute(scheduler="sync")
-            return np.asarray(hidden.transpose(dims.WORD, dims.NEURON).values)
+            # Straight from Zarr: building the lazy Dataset of the language for one slab cost a
+            # small task most of its time.
+            slab = np.asarray(array[at[dims.STEP], at[dims.LAYER]])
         except (ValueError, RuntimeError) as error:
             corrupt = corrupt_chunk_error(
                 self.location,
                 f"{language_group(language)}/{dims.HIDDEN}",
                 error,
-                select={
-                    0: int(np.flatnonzero(self.steps == step)[0]),
-                    1: int(np.flatnonzero(self.layers == layer)[0]),
-                },
+                select={0: at[dims.STEP], 1: at[dims.LAYER]},
                 context=context or f"reading step {step}, layer {layer} of {language}",
             )
             if corrupt is None:
                 raise
             raise corrupt from error
+        return slab
+
+    def _hidden_array(self, language: str) -> zarr.Array[Any]:
+        """The Zarr array of ``language``'s hidden states (dims step, layer, word, neuron), opened once."""
+        cached = self._arrays.get(language)
+        if cached is None:
+            self._node(language)  # a clear KeyError for a language the store lacks
+            path = f"{language_group(language)}/{dims.HIDDEN}"
+            cached = zarr.open_array(self.location, path=path, mode="r")
+            self._arrays[language] = cached
+        return cached
+
+    @staticmethod
+    def _position(values: np.ndarray, value: int, dim: str) -> int:
+        found = np.flatnonzero(values == value)
+        if not len(found):
+            raise KeyError(f"no {dim} {value} in the store; it has {', '.join(map(str, values.tolist()))}")
+        return int(found[0])
 
     def _node(self, language: str) -> xr.DataTree:
         if language not in self.languages:
