@@ -39,8 +39,6 @@ class BatchOutput:
     subwords: list[np.ndarray] | None
     """Per sentence, ``(layer, subword, neuron)``, where subwords are kept."""
     tokens: int
-    windows: int
-    """Forward rows run: one per sentence, more for sentences longer than the window."""
 
 
 def _word_plan(
@@ -231,7 +229,6 @@ def run_batch(
         if not keep_subwords
         else np.split(stacked[:, slices["subwords"]], np.cumsum(lengths)[:-1], axis=1),
         tokens=int(lengths.sum()),
-        windows=len(windows.rows),
     )
 
 

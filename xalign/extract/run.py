@@ -292,9 +292,7 @@ def _prepare(location: StoreLocation, *, overwrite: bool, **arguments: Any) -> S
     removed once it is; a rerun that finds it first undoes the half-done preparation.
     """
     note = _note_path(location)
-    if note is None:
-        return prepare_store(location, overwrite=overwrite, **arguments)
-    if note.exists():
+    if note is not None and note.exists():
         overwrite = _undo_preparation(location, note) or overwrite
     # A refused run writes nothing, not even the note: refusals are all found before it.
     check_store(
@@ -302,6 +300,8 @@ def _prepare(location: StoreLocation, *, overwrite: bool, **arguments: Any) -> S
         overwrite=overwrite,
         **{name: arguments[name] for name in ("config", "checkpoints", "shape", "prov")},
     )
+    if note is None:
+        return prepare_store(location, overwrite=overwrite, **arguments)
     state = _store_state(location, overwrite)
     temporary = note.with_name(note.name + ".partial")
     try:

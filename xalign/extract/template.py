@@ -208,14 +208,11 @@ def prepare_store(
     prov: Mapping[str, Any],
     overwrite: bool = False,
 ) -> StorePlan:
-    """Create the store, or check it against this run and grow it; return where each step goes.
+    """Create the store, or grow it; return where each step goes.
 
-    Raises
-    ------
-    ExtractionError
-        As :func:`check_store`, which runs first.
+    Call :func:`check_store` first (the extraction driver does, before it writes anything):
+    this writes, and assumes the store can take the run.
     """
-    check_store(location, config=config, checkpoints=checkpoints, shape=shape, prov=prov, overwrite=overwrite)
     layers = _layers(config, shape)
     steps = [c.step for c in checkpoints]
     existing = None if overwrite else _open_existing(location)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
@@ -34,36 +35,34 @@ def _where(location: StoreLocation) -> Any:
     return str(location) if isinstance(location, str | PurePath) else id(location)
 
 
+def _remember(table: OrderedDict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
+    """``table[key]``, made by ``make()`` the first time; the oldest entries go past CACHED_RUNS."""
+    with _lock:
+        if key in table:
+            table.move_to_end(key)
+            return table[key]
+    made = make()  # outside the lock: opening a store reads from disk
+    with _lock:
+        kept = table.setdefault(key, made)
+        while len(table) > CACHED_RUNS:
+            table.popitem(last=False)
+    return kept
+
+
 def task_arrays(location: StoreLocation, path: str, run: str) -> dict[str, zarr.Array[Any]]:
     """The arrays of the group at ``path`` (e.g. ``results/probe``), opened for writing once per
     process and run: looking each one up again cost a task as much as writing it."""
-    key = (_where(location), path, run)
-    with _lock:
-        arrays = _groups.get(key)
-        if arrays is not None:
-            _groups.move_to_end(key)
-            return arrays
-    group = zarr.open_group(location, path=path, mode="r+", use_consolidated=False)
-    arrays = {name: node for name, node in group.members() if isinstance(node, zarr.Array)}
-    with _lock:
-        arrays = _groups.setdefault(key, arrays)
-        while len(_groups) > CACHED_RUNS:
-            _groups.popitem(last=False)
+
+    def open_arrays() -> dict[str, zarr.Array[Any]]:
+        group = zarr.open_group(location, path=path, mode="r+", use_consolidated=False)
+        return {name: node for name, node in group.members() if isinstance(node, zarr.Array)}
+
+    arrays: dict[str, zarr.Array[Any]] = _remember(_groups, (_where(location), path, run), open_arrays)
     return arrays
 
 
 def task_store(location: StoreLocation, run: str) -> Store:
     """The store at ``location`` as opened for ``run`` in this process (opened, unvalidated,
     by the first task of the run here; the driver validated it)."""
-    key = (_where(location), run)
-    with _lock:
-        store = _opened.get(key)
-        if store is not None:
-            _opened.move_to_end(key)
-            return store
-    store = open_store(location, validate=False)
-    with _lock:
-        store = _opened.setdefault(key, store)
-        while len(_opened) > CACHED_RUNS:
-            _opened.popitem(last=False)
+    store: Store = _remember(_opened, (_where(location), run), lambda: open_store(location, validate=False))
     return store
