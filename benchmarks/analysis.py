@@ -122,14 +122,14 @@ def _warm_up(location: str) -> None:
     import scipy.linalg
     import scipy.stats
 
+    import xalign.analysis.engine
     import xalign.analysis.gaussian
-    import xalign.analysis.probe_runner
     import xalign.analysis.selection
-    import xalign.store.results
+    import xalign.store.outputs
     from xalign.store.store import open_store
 
-    del dask.array, scipy.linalg, scipy.stats, xalign.analysis.gaussian, xalign.analysis.probe_runner
-    del xalign.analysis.selection, xalign.store.results
+    del dask.array, scipy.linalg, scipy.stats, xalign.analysis.engine, xalign.analysis.gaussian
+    del xalign.analysis.selection, xalign.store.outputs
     store = open_store(location)
     store.dataset(store.languages[0])[dims.HIDDEN][0, 0, :10].compute(scheduler="sync")
 
@@ -140,11 +140,11 @@ def child() -> None:
     _warm_up(location)
     figures: dict[str, float] = {}
     if mode == "grid-lazy":
-        from xalign.analysis.probe_runner import run_probe_grid
+        from xalign.analysis.probing import run_probe_grid
 
         start = time.process_time()
         report = run_probe_grid(location, params=PARAMS, scheduler="sync", name="probe", overwrite=True)
-        figures = {"load": 0.0, "compute": time.process_time() - start, "cells": report.cells_done}
+        figures = {"load": 0.0, "compute": time.process_time() - start, "cells": report.total("done")}
     elif mode == "grid-memory":
         from benchmarks.baselines import in_memory_probe_grid, load_store_arrays
 

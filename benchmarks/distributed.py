@@ -34,11 +34,10 @@ import zarr
 
 from benchmarks.common import Row, growth_row, scratch, speedup_row
 from benchmarks.outofcore import BigSpec, write_big_store
-from xalign.analysis.probe_runner import run_probe_grid
-from xalign.analysis.probing import ProbeParams
+from xalign.analysis.probing import ProbeParams, run_probe_grid
 from xalign.cli.cluster import compute_on
 from xalign.store.nodes import child_array
-from xalign.store.results import results_path
+from xalign.store.outputs import results_path
 from xalign.testing import local_cluster_workers
 
 TRANSITIONS: Counter[tuple[str, str]] = Counter()

@@ -270,8 +270,7 @@ def run_grid(store: str, *, scheduler: str, memory_limit: str, k: int) -> dict[s
     """
     import dask.config
 
-    from xalign.analysis.probe_runner import run_probe_grid
-    from xalign.analysis.probing import ProbeParams
+    from xalign.analysis.probing import ProbeParams, run_probe_grid
     from xalign.cli.cluster import compute_on
 
     start = time.perf_counter()
@@ -285,8 +284,8 @@ def run_grid(store: str, *, scheduler: str, memory_limit: str, k: int) -> dict[s
     return {
         "wall_s": wall,
         "slabs": report.slabs_run,
-        "cells_done": report.cells_done,
-        "cells_skipped": report.cells_skipped,
+        "cells_done": report.total("done"),
+        "cells_skipped": report.total("skipped"),
         "driver_peak": _hwm("self"),
         "worker_peak": sampler.worker,
         # ru_maxrss (KiB) of the largest child waited for: every worker, the cluster being closed.
@@ -404,7 +403,7 @@ def measure_all(quick: bool, *, log: Any = None) -> dict[str, Any]:
 
 _DRIVER_CHILD = """
 import sys, time
-from xalign.analysis.probe_runner import run_probe_grid
+from xalign.analysis.probing import run_probe_grid
 from xalign.analysis.probing import ProbeParams
 start = time.perf_counter()
 if sys.argv[2] == "grid":

@@ -39,8 +39,7 @@ from benchmarks.baselines import naive_probe_grid
 from benchmarks.common import Row, cpu_seconds, scratch, speedup_row
 from xalign.analysis.gaussian import GaussianProbe
 from xalign.analysis.metrics import entropy_bits, score
-from xalign.analysis.probe_runner import run_probe_grid
-from xalign.analysis.probing import ProbeParams
+from xalign.analysis.probing import ProbeParams, run_probe_grid
 from xalign.analysis.selection import select_neurons, select_neurons_naive
 from xalign.cli.cluster import compute_on
 from xalign.testing import PlantedSignal, SyntheticSpec, write_synthetic_store
@@ -152,7 +151,7 @@ def whole_grid(quick: bool, out: Path) -> list[Row]:
     start = cpu_seconds()
     report = run_probe_grid(location, params=params, scheduler="threads")
     t_ours = cpu_seconds() - start
-    cells = report.cells_done
+    cells = report.total("done")
     start = cpu_seconds()
     naive_cells = naive_probe_grid(location, params)
     t_naive = cpu_seconds() - start
@@ -206,7 +205,7 @@ def slab_overhead(out: Path) -> list[Row]:
     """Per-slab cost of a grid beyond probing, each task opening the store vs the per-worker cache."""
     import zarr
 
-    from xalign.analysis import probe_runner
+    from xalign.analysis import engine as probe_runner
     from xalign.analysis.probing import grid_attributes, probe_slab
     from xalign.store.store import open_store
 

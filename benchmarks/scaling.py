@@ -79,13 +79,12 @@ def child() -> None:
     mode = sys.argv[1]
     if mode == "grid":
         from benchmarks.analysis import _warm_up
-        from xalign.analysis.probe_runner import run_probe_grid
-        from xalign.analysis.probing import ProbeParams
+        from xalign.analysis.probing import ProbeParams, run_probe_grid
 
         _warm_up(sys.argv[2])  # imports, outside the timed part
         start = time.process_time()
         report = run_probe_grid(sys.argv[2], params=ProbeParams(probe="gaussian", k=5), scheduler="sync")
-        print(json.dumps({"seconds": time.process_time() - start, "work": report.cells_done}))
+        print(json.dumps({"seconds": time.process_time() - start, "work": report.total("done")}))
     elif mode == "extract":
         import torch
         import transformers

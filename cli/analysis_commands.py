@@ -8,7 +8,9 @@ from typing import Any
 import click
 
 from xalign import dims
-from xalign.cli.options import filter_options
+from xalign.analysis.sources import describe_choice
+from xalign.analysis.transfer import TransferParams
+from xalign.cli.options import dataclass_options
 from xalign.cli.render import (
     render_correlation,
     render_health,
@@ -57,12 +59,12 @@ def overlap(
     Example:
       xalign overlap runs/toy.zarr --k 10
     """
-    from xalign.analysis.jobs import run_overlap
+    import xalign
     from xalign.analysis.overlap import summarize
 
-    outcome = run_overlap(
-        store, probe=probe, k=k, name=name, exclude_flagged=exclude_flagged, overwrite=overwrite
-    )
+    opened = xalign.open_store(store)
+    lazy = xalign.overlap(opened, probe=probe, k=k, exclude_flagged=exclude_flagged)
+    outcome = xalign.persist(lazy, opened, name, overwrite=overwrite)
     chance = float(outcome.result.attrs["parameters"]["chance"])
     click.echo(f"mean overlap over language pairs and attributes (chance k/d = {chance:.3f}):")
     click.echo(render_overlap(summarize(outcome.result).compute()))
@@ -78,14 +80,8 @@ def overlap(
     "score, optional model) instead of measuring transfer from the store.",
 )
 @click.option("--model", help="With --scores: keep only the rows of this model.")
-@click.option(
-    "--attribute", "attributes", multiple=True, help="Attribute to transfer (repeatable; upos for POS)."
-)
 @click.option("--language", "languages", multiple=True, help="Only this language (repeatable).")
-@filter_options
-@click.option(
-    "--shrinkage", type=click.FloatRange(0, 1), default=0.1, show_default=True, help="LDA shrinkage."
-)
+@dataclass_options(TransferParams)
 @click.option("--name", help="Analysis group name (default: linear, or the scores file's stem).")
 @click.option(
     "--scheduler", default="threads", show_default=True, help="threads, processes, sync, local:N or tcp://."
@@ -96,15 +92,12 @@ def transfer(
     store: str,
     scores: Path | None,
     model: str | None,
-    attributes: tuple[str, ...],
     languages: tuple[str, ...],
-    min_count: int,
-    min_values: int,
-    shrinkage: float,
     name: str | None,
     scheduler: str,
     exclude_flagged: bool,
     overwrite: bool,
+    **settings: Any,
 ) -> None:
     """Zero-shot cross-lingual transfer: measured from STORE, or imported with --scores.
 
@@ -120,29 +113,28 @@ def transfer(
     """
     from tqdm import tqdm
 
-    from xalign.analysis.jobs import import_transfer_scores, run_transfer
-    from xalign.analysis.transfer import TransferParams
+    import xalign
+    from xalign.analysis.transfer import PROBE_TRANSFER
     from xalign.cli.cluster import compute_on
 
+    opened = xalign.open_store(store)
     if scores is not None:
-        outcome = import_transfer_scores(
-            store, scores, name=name, model=model, exclude_flagged=exclude_flagged, overwrite=overwrite
-        )
+        imported = xalign.import_transfer_scores(opened, scores, model=model, exclude_flagged=exclude_flagged)
+        outcome = xalign.persist(imported, opened, name, overwrite=overwrite)
         click.echo(render_scores(outcome.result["score"]))
         click.echo(_stored(outcome))
         return
-    params = TransferParams(
-        attributes=attributes or None, min_count=min_count, min_values=min_values, shrinkage=shrinkage
-    )
+    params = TransferParams(**{**settings, "attributes": settings["attributes"] or None})
     bar = tqdm(unit="slab", desc="transfer", dynamic_ncols=True, disable=None)
     try:
         with compute_on(scheduler) as where:
-            outcome = run_transfer(
-                store,
-                params=params,
-                name=name or "linear",
-                languages=languages or None,
-                exclude_flagged=exclude_flagged,
+            lazy = xalign.transfer(
+                opened, params, languages=languages or None, exclude_flagged=exclude_flagged
+            )
+            outcome = xalign.persist(
+                lazy,
+                opened,
+                name,
                 overwrite=overwrite,
                 on_slab=lambda _: bar.update(1),
                 on_plan=lambda total: setattr(bar, "total", total),
@@ -150,6 +142,7 @@ def transfer(
             )
     finally:
         bar.close()
+    click.echo(f"probe transfer: {PROBE_TRANSFER}; not an independent test of the overlap")
     last = outcome.result.sortby(dims.STEP).isel({dims.STEP: -1})
     click.echo(f"accuracy at step {int(last[dims.STEP])}, mean over layers and attributes:")
     click.echo(render_transfer(last["accuracy"].mean([dims.LAYER, dims.ATTRIBUTE]).compute()))
@@ -201,20 +194,21 @@ def correlate(
       xalign correlate runs/toy.zarr --exclude-flagged
       xalign correlate runs/bloom.zarr --transfer xnli:xnli --source en
     """
-    from xalign.analysis.jobs import TransferSource, describe_choice, run_correlation
+    import xalign
+    from xalign.analysis.sources import TransferSource
 
     transfer_name, _, task = transfer_name.partition(":")
-    outcome = run_correlation(
-        store,
-        overlap_name=overlap_name,
+    opened = xalign.open_store(store)
+    lazy = xalign.correlate(
+        opened,
+        overlap=overlap_name,
         transfer=TransferSource(name=transfer_name, task=task or None),
         source=source,
-        name=name,
         exclude_flagged=exclude_flagged,
         n_boot=n_boot,
         seed=seed,
-        overwrite=overwrite,
     )
+    outcome = xalign.persist(lazy, opened, name, overwrite=overwrite)
     used = str(outcome.result.attrs["parameters"]["source"])
     click.echo(describe_choice(used, source is None))
     click.echo(render_correlation(outcome.result.compute()))
@@ -242,11 +236,11 @@ def similarity(store: str, reference: str | None, name: str, exclude_flagged: bo
     Example:
       xalign similarity runs/demo/toy.zarr --reference en
     """
-    from xalign.analysis.jobs import describe_choice, run_similarity
+    import xalign
 
-    outcome = run_similarity(
-        store, reference=reference, name=name, exclude_flagged=exclude_flagged, overwrite=overwrite
-    )
+    opened = xalign.open_store(store)
+    lazy = xalign.similarity(opened, reference=reference, exclude_flagged=exclude_flagged)
+    outcome = xalign.persist(lazy, opened, name, overwrite=overwrite)
     used = str(outcome.result.attrs["parameters"]["reference"])
     click.echo(describe_choice(used, reference is None, what="reference", option="--reference"))
     click.echo(f"mean-pooled cosine with {used}, mean over layers (mismatched-pair baseline):")
@@ -275,9 +269,8 @@ def health(store: str, loss_tolerance: float) -> None:
     Example:
       xalign health runs/bloom-560m.zarr
     """
-    from xalign.analysis.health import checkpoint_health
-    from xalign.store.store import open_store
+    import xalign
 
-    result = checkpoint_health(open_store(store), loss_tolerance=loss_tolerance)
+    result = xalign.health(store, loss_tolerance=loss_tolerance)
     click.echo(render_health(result))
     click.echo(f"{int(result['flagged'].sum())} of {result.sizes[dims.STEP]} checkpoint(s) flagged")

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, Field, fields
 from typing import Any, TypeVar
 
 import click
 
-__all__ = ["corpus_options", "filter_options", "parse_treebanks"]
+__all__ = [
+    "corpus_options",
+    "dataclass_options",
+    "estimator_options",
+    "filter_options",
+    "given_settings",
+    "parameter_docs",
+    "parse_treebanks",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,27 +50,120 @@ def corpus_options(command: F) -> F:
 
 
 def filter_options(command: F) -> F:
-    """--min-count and --min-values: the reference's filters on attribute values."""
-    for option in reversed(
-        (
-            click.option(
-                "--min-count",
-                type=click.IntRange(min=1),
-                default=20,
-                show_default=True,
-                help="Words a value needs in each of train, dev and test.",
-            ),
-            click.option(
-                "--min-values",
-                type=click.IntRange(min=2),
-                default=2,
-                show_default=True,
-                help="Values an attribute needs after that filter.",
-            ),
-        )
-    ):
-        command = option(command)
-    return command
+    """--min-count and --min-values: the reference's filters, from :class:`CellFilters`' fields."""
+    from xalign.analysis.cells import CellFilters
+
+    return dataclass_options(CellFilters)(command)
+
+
+def dataclass_options(cls: type, *, exclude: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """One option per field of the parameters dataclass ``cls``: ``--field-name``, with the
+    field's default, type and ``help`` (and ``choices``, ``min``, ``max``, and ``option``: another
+    option name, e.g. ``attribute`` for a repeatable ``attributes``) from its metadata.
+
+    The parameters are declared once, in the dataclass; the command receives each field
+    under its own name. A tuple field becomes a repeatable option (none given: the default).
+    """
+
+    def decorate(command: F) -> F:
+        for spec in reversed([f for f in fields(cls) if f.name not in exclude]):
+            command = _option(spec.name, _default(spec), spec.metadata)(command)
+        return command
+
+    return decorate
+
+
+def _default(spec: Field[Any]) -> Any:
+    if spec.default is not MISSING:
+        return spec.default
+    if spec.default_factory is not MISSING:
+        return spec.default_factory()
+    raise TypeError(f"field {spec.name} has no default; a command-line option needs one")
+
+
+def _option(name: str, default: Any, metadata: Mapping[str, Any], *, show: Any = True) -> Any:
+    flag = "--" + metadata.get("option", name).replace("_", "-")
+    kwargs: dict[str, Any] = {"help": metadata.get("help"), "show_default": show}
+    if "choices" in metadata:
+        kwargs["type"] = click.Choice([str(c) for c in metadata["choices"]])
+    elif isinstance(default, bool):
+        return click.option(f"{flag}/--no-{flag[2:]}", name, default=default, **kwargs)
+    elif isinstance(default, int):
+        kwargs["type"] = click.IntRange(min=metadata.get("min"), max=metadata.get("max"))
+    elif isinstance(default, float):
+        kwargs["type"] = click.FloatRange(min=metadata.get("min"), max=metadata.get("max"))
+    elif default is None and metadata.get("repeatable", True):
+        return click.option(flag, name, multiple=True, **{**kwargs, "show_default": False})
+    return click.option(flag, name, default=default, **kwargs)
+
+
+def estimator_options(classes: Mapping[str, type], *, what: str) -> Callable[[F], F]:
+    """One option per hyperparameter of the estimators ``classes`` (name -> class), from their
+    ``__init__`` signatures and the "Parameters" sections of their docstrings.
+
+    Every option defaults to None (not given), so the estimator keeps its own default, which
+    the help text shows; :func:`given_settings` collects what was given for the one chosen.
+    """
+
+    def decorate(command: F) -> F:
+        seen: dict[str, list[str]] = {}
+        specs: dict[str, tuple[Any, str]] = {}
+        for kind, cls in classes.items():
+            docs = parameter_docs(cls)
+            for parameter in inspect.signature(cls).parameters.values():
+                if parameter.kind is not parameter.KEYWORD_ONLY:
+                    continue
+                seen.setdefault(parameter.name, []).append(kind)
+                specs.setdefault(parameter.name, (parameter.default, docs.get(parameter.name, "")))
+        for name in reversed(list(specs)):
+            default, doc = specs[name]
+            help_text = f"{', '.join(seen[name]).capitalize()} {what}: {doc} [default: {default}]"
+            flag = "--" + name.replace("_", "-")
+            if isinstance(default, bool):
+                option = click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help_text)
+            else:
+                option = click.option(flag, name, type=type(default), default=None, help=help_text)
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def given_settings(
+    ctx: click.Context, cls: type, values: Mapping[str, Any], *, kind: str, what: str
+) -> dict[str, Any]:
+    """The hyperparameters of ``cls`` given on the command line; one given for another
+    estimator than ``kind`` is a usage error naming it."""
+    own = set(inspect.signature(cls).parameters)
+    given = {k: v for k, v in values.items() if v is not None}
+    foreign = sorted(set(given) - own)
+    if foreign:
+        names = ", ".join("--" + name.replace("_", "-") for name in foreign)
+        raise click.UsageError(f"{names} do(es) not apply to the {kind} {what}", ctx=ctx)
+    return given
+
+
+def parameter_docs(cls: type) -> dict[str, str]:
+    """Parameter name -> its text, from the numpydoc "Parameters" section of ``cls``' docstring
+    (``a, b`` entries share their text)."""
+    doc = inspect.getdoc(cls) or ""
+    lines = doc.splitlines()
+    try:
+        start = lines.index("Parameters") + 2
+    except ValueError:
+        return {}
+    docs: dict[str, str] = {}
+    names: list[str] = []
+    for line, underline in zip(lines[start:], [*lines[start + 1 :], ""], strict=True):
+        if underline and not underline.strip("-"):
+            break  # the next section's header
+        if line and not line.startswith(" "):
+            names = [n.split(":")[0].strip() for n in line.split(",")]
+            docs.update(dict.fromkeys(names, ""))
+        elif line.strip():
+            for name in names:
+                docs[name] = f"{docs[name]} {line.strip().replace('``', '')}".strip()
+    return docs
 
 
 def parse_treebanks(

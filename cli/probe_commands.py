@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from xalign.cli.options import filter_options
+from xalign.analysis.probes import PROBES
+from xalign.analysis.probing import ProbeParams
+from xalign.cli.options import dataclass_options, estimator_options, given_settings
 
 __all__ = ["probe"]
 
@@ -14,39 +18,17 @@ __all__ = ["probe"]
 @click.option(
     "--probe",
     "probe_kind",
-    type=click.Choice(["latent", "gaussian"]),
-    default="latent",
+    type=click.Choice(list(PROBES)),
+    default=next(iter(PROBES)),
     show_default=True,
     help="latent: Stanczak et al. 2023 (needs torch); gaussian: Torroba Hennigen et al. 2020 (closed form).",
 )
-@click.option(
-    "--criterion",
-    type=click.Choice(["mi", "accuracy", "loglik"]),
-    default="mi",
-    show_default=True,
-    help="What greedy selection maximises on dev: normalised mutual information, accuracy or log-likelihood.",
-)
-@click.option("--k", type=click.IntRange(min=1), default=50, show_default=True, help="Neurons to select.")
+@dataclass_options(ProbeParams, exclude=("probe",))
 @click.option("--step", "steps", type=int, multiple=True, help="Only this step (repeatable). Default: all.")
 @click.option("--layer", "layers", type=int, multiple=True, help="Only this layer (repeatable).")
 @click.option("--language", "languages", multiple=True, help="Only this language (repeatable).")
 @click.option("--attribute", "attributes", multiple=True, help="Only this attribute (repeatable).")
-@filter_options
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent probe.")
-@click.option(
-    "--max-epochs",
-    type=click.IntRange(min=1),
-    default=50,
-    show_default=True,
-    help="Latent probe: epochs at most (the reference allowed 5000).",
-)
-@click.option(
-    "--patience",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Latent probe: epochs without improvement before stopping (the reference: 50).",
-)
+@estimator_options(PROBES, what="probe")
 @click.option("--name", default="probe", show_default=True, help="Results group: results/NAME.")
 @click.option(
     "--scheduler",
@@ -55,50 +37,52 @@ __all__ = ["probe"]
     help="threads, processes, sync, local:N (a LocalCluster of N workers) or tcp://host:port.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace results/NAME made with other parameters.")
+@click.pass_context
 def probe(
+    ctx: click.Context,
+    /,
     store: str,
     probe_kind: str,
-    criterion: str,
-    k: int,
     steps: tuple[int, ...],
     layers: tuple[int, ...],
     languages: tuple[str, ...],
     attributes: tuple[str, ...],
-    min_count: int,
-    min_values: int,
-    seed: int,
-    max_epochs: int,
-    patience: int,
     name: str,
     scheduler: str,
     overwrite: bool,
+    **settings: Any,
 ) -> None:
     """Greedy neuron selection for every (step, layer, language, attribute) cell of STORE.
 
     For each cell: fit the probe on train, add neurons one at a time by the criterion on
     dev (all candidates of a step scored at once), and record dev and test metrics at every
     size. Results go to STORE/results/NAME; rerun the command to resume an interrupted grid.
+    Every hyperparameter of the probe is an option below and is stored with the results.
 
     \b
     Examples:
       xalign probe runs/toy.zarr --probe gaussian --k 20
       xalign probe runs/bloom.zarr --layer 12 --language en --language fr --scheduler local:2
+      xalign probe runs/toy.zarr --max-epochs 5000 --patience 50   # the reference's schedule
     """
+    from dataclasses import fields
+
     from tqdm import tqdm
 
-    from xalign.analysis.probe_runner import run_probe_grid
-    from xalign.analysis.probing import ProbeParams
+    import xalign
+    from xalign.analysis.probes import make_probe
     from xalign.cli.cluster import compute_on
 
+    grid = {f.name for f in fields(ProbeParams)}
+    hyper = given_settings(
+        ctx,
+        PROBES[probe_kind],
+        {k: v for k, v in settings.items() if k not in grid},
+        kind=probe_kind,
+        what="probe",
+    )
     params = ProbeParams(
-        probe=probe_kind,  # type: ignore[arg-type]
-        criterion=criterion,
-        k=k,
-        min_count=min_count,
-        min_values=min_values,
-        seed=seed,
-        max_epochs=max_epochs,
-        patience=patience,
+        probe=make_probe(probe_kind, **hyper), **{k: v for k, v in settings.items() if k in grid}
     )
     bar = tqdm(unit="slab", desc="probing", dynamic_ncols=True, disable=None)
     cells = {"done": 0, "skipped": 0}
@@ -111,28 +95,35 @@ def probe(
 
     try:
         with compute_on(scheduler) as where:
-            report = run_probe_grid(
-                store,
-                params=params,
+            opened = xalign.open_store(store)
+            lazy = xalign.probe(
+                opened,
+                params,
                 steps=steps or None,
                 layers=layers or None,
                 languages=languages or None,
                 attributes=attributes or None,
-                name=name,
+            )
+            outcome = xalign.persist(
+                lazy,
+                opened,
+                name,
                 overwrite=overwrite,
-                **where,
                 on_slab=on_slab,
                 on_plan=lambda total: setattr(bar, "total", total),
+                **where,
             )
     finally:
         bar.close()
+    report = outcome.report
+    assert report is not None
     click.echo(
-        f"results/{report.name}: {report.slabs_run} slab(s) probed ({report.cells_done} cells, "
-        f"{report.cells_skipped} skipped by the filters), {report.slabs_already_done} already done"
+        f"{outcome.path}: {report.slabs_run} slab(s) probed ({report.total('done')} cells, "
+        f"{report.total('skipped')} skipped by the filters), {report.slabs_already_done} already done"
     )
-    if report.most_dropped:
+    if report.most("dropped"):
         click.echo(
             f"warning: words that no subword encodes have no vector and were left out: up to "
-            f"{report.most_dropped} per cell (n_dropped in results/{report.name}; xalign info {store})",
+            f"{report.most('dropped')} per cell (n_dropped in {outcome.path}; xalign info {store})",
             err=True,
         )

@@ -22,6 +22,8 @@ __all__ = [
     "render_transfer",
 ]
 
+STALE = " (stale: the store grew since; run it again)"
+
 
 def format_bytes(n: int) -> str:
     """``1536`` -> ``'1.5 KiB'``."""
@@ -114,13 +116,19 @@ def render_summary(location: str, summary: StoreSummary) -> str:
             out.append(f"  {lang.language:<4} {attribute:<12} {counts}")
     out += ["", "results" + ("" if summary.results else "   none yet")]
     for name, result in summary.results.items():
-        params = ", ".join(f"{k} {v}" for k, v in result["parameters"].items())
+        # The probe's own hyperparameters are in the group's attrs; the line keeps the grid's.
+        params = ", ".join(f"{k} {v}" for k, v in result["parameters"].items() if k != "probe_params")
+        stale = STALE if result.get("path") in summary.stale else ""
         out.append(
             f"  {name}: {result['done'] + result['skipped']}/{result['cells']} cells "
-            f"({result['done']} probed, {result['skipped']} skipped by the filters; {params})"
+            f"({result['done']} probed, {result['skipped']} skipped by the filters; {params}){stale}"
         )
     out += ["", "analyses" + ("" if summary.analyses else "   none yet")]
-    out += [f"  {kind}: {', '.join(names)}" for kind, names in summary.analyses.items()]
+    out += [
+        f"  {kind}: "
+        + ", ".join(name + (STALE if f"analyses/{kind}/{name}" in summary.stale else "") for name in names)
+        for kind, names in summary.analyses.items()
+    ]
     data_files = prov.get("data_files") or {}
     if isinstance(data_files, dict) and data_files:
         out += ["", "data files (sha256)"]

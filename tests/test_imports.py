@@ -101,3 +101,21 @@ def test_the_foundations_import_no_xalign_module(module: str) -> None:
 
 def test_no_import_loops() -> None:
     assert import_loops(import_graph()) == []
+
+
+def test_every_public_function_and_store_method_shows_an_example() -> None:
+    import inspect
+
+    import xalign
+
+    public = [getattr(xalign, name) for name in xalign.__all__]
+    functions = [obj for obj in public if inspect.isfunction(obj)]
+    methods = [
+        member.fget if isinstance(member, property) else member
+        for name, member in vars(xalign.Store).items()
+        if not name.startswith("_") and (inspect.isfunction(member) or isinstance(member, property))
+    ]
+    assert len(functions) >= 13
+    assert len(methods) >= 15
+    missing = [f.__qualname__ for f in functions + methods if ">>>" not in (inspect.getdoc(f) or "")]
+    assert not missing, f"no example in the docs of {missing}"

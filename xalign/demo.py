@@ -71,17 +71,8 @@ def run_demo(
     ``progress(total=..., desc=..., unit=...)`` may return a tqdm-like bar (``update``, ``close``).
     With a ``distributed.Client``, probing and transfer run on its cluster.
     """
-    from xalign.analysis.jobs import (
-        TransferSource,
-        run_correlation,
-        run_overlap,
-        run_similarity,
-        run_transfer,
-    )
+    from xalign import api
     from xalign.analysis.overlap import summarize
-    from xalign.analysis.probe_runner import run_probe_grid
-    from xalign.analysis.probing import ProbeParams
-    from xalign.analysis.transfer import TransferParams
     from xalign.report import write_report
     from xalign.report.collect import aligned_layer, collect_report
 
@@ -104,40 +95,42 @@ def run_demo(
         echo(f"      reused; all {len(extracted.skipped)} checkpoints were extracted before")
 
     echo(f"[3/7] probing (Gaussian probe, greedy top {config.k}) -> {store}/results/probe")
+    where = {"client": client, "scheduler": None if client is not None else config.scheduler}
+    opened = api.open_store(store)
     bar = bars.open("probing", "slab")
-    probed = run_probe_grid(
-        store,
-        params=ProbeParams(probe="gaussian", k=config.k),
-        client=client,
-        scheduler=None if client is not None else config.scheduler,
+    probed = api.persist(
+        api.probe(opened, probe="gaussian", k=config.k),
+        opened,
+        "probe",
         on_slab=lambda _: bar.update(1),
         on_plan=lambda total: bar.set_total(total),
+        **where,
     )
     bar.close()
-    if not probed.slabs_run:
-        echo(f"      reused; all {probed.slabs_already_done} slabs were probed before")
+    assert probed.report is not None
+    if not probed.report.slabs_run:
+        echo(f"      reused; all {probed.report.slabs_already_done} slabs were probed before")
 
     echo("[4/7] overlap of the neuron sets across languages, against chance")
-    overlap = run_overlap(store, probe="probe")
+    overlap = api.persist(api.overlap(opened, probe="probe"), opened)
     _reused(overlap, echo)
-    echo("[5/7] zero-shot transfer of a linear classifier between languages")
+    echo("[5/7] zero-shot probe transfer of a linear classifier between languages")
     bar = bars.open("transfer", "slab")
-    transfer = run_transfer(
-        store,
-        params=TransferParams(),
-        client=client,
-        scheduler=None if client is not None else config.scheduler,
+    transfer = api.persist(
+        api.transfer(opened),
+        opened,
         on_slab=lambda _: bar.update(1),
         on_plan=lambda total: bar.set_total(total),
+        **where,
     )
     bar.close()
     _reused(transfer, echo)
     echo(f"[6/7] correlation of overlap with transfer from {config.source}; parallel-sentence similarity")
-    correlation = run_correlation(
-        store, overlap_name="probe", transfer=TransferSource(name="linear"), source=config.source
+    correlation = api.persist(
+        api.correlate(opened, overlap="probe", transfer="linear", source=config.source), opened
     )
     _reused(correlation, echo)
-    _reused(run_similarity(store, reference=config.source), echo)
+    _reused(api.persist(api.similarity(opened, reference=config.source), opened), echo)
 
     echo("[7/7] writing the report")
     data = collect_report(store, source=config.source)
@@ -184,7 +177,7 @@ def run_demo(
 
 def _reused(outcome: Any, echo: Echo) -> None:
     if not outcome.written:
-        echo(f"      reused analyses/{outcome.kind}/{outcome.name} (same parameters)")
+        echo(f"      reused {outcome.path} (same parameters)")
 
 
 def _train(toy: Path, config: DemoConfig, bars: _Bars) -> tuple[Any, bool]:

@@ -11,11 +11,11 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
+import xalign
 from xalign import dims, open_store
-from xalign.analysis.probe_runner import run_probe_grid
-from xalign.analysis.probing import ProbeParams, grid_template, probe_grid
+from xalign.analysis.probing import ProbeParams, probe_grid, probe_job, run_probe_grid
 from xalign.cli.cluster import compute_on
-from xalign.store.results import ResultsError
+from xalign.store.outputs import ResultsError
 from xalign.testing import (
     PlantedSignal,
     SyntheticSpec,
@@ -95,11 +95,26 @@ def test_the_grid_is_lazy_until_computed(store_dir: str) -> None:
     assert set(values.selected_neuron.sel(language="en", attribute="Number").values[0, 0, :2]) == {3, 7}
 
 
-def test_the_template_has_the_grids_layout_and_a_graph_that_does_not_grow(store_dir: str) -> None:
+def test_the_lazy_grid_and_the_stored_results_have_the_same_values(store_dir: str) -> None:
     store = open_store(store_dir)
-    grid = probe_grid(store, params=GAUSSIAN)
-    template = grid_template(store, params=GAUSSIAN)
-    assert template.attrs == grid.attrs
+    lazy = xalign.probe(store, GAUSSIAN, layers=[1], languages=["fr", "en"]).compute()
+    outcome = xalign.persist(xalign.probe(store, GAUSSIAN, layers=[1], languages=["fr", "en"]), store)
+    assert outcome.path == "results/probe"
+    assert outcome.report is not None
+    assert outcome.report.slabs_run == 2 * 2
+    stored = store.results("probe").sel(layer=[1], language=lazy.language.values).compute()
+    assert sorted(lazy.data_vars) == sorted(stored.data_vars)
+    for name in lazy.data_vars:
+        np.testing.assert_array_equal(lazy[name].values, stored[name].values, err_msg=name)
+    assert lazy.attrs["parameters"] == stored.attrs["parameters"]
+    assert stored.attrs["stale"] is False
+
+
+def test_the_lazy_grid_is_built_in_constant_time_and_the_template_matches_it(store_dir: str) -> None:
+    store = open_store(store_dir)
+    job = probe_job(store, GAUSSIAN)
+    grid, template = xalign.probe(store, GAUSSIAN), job.template()
+    assert dict(template.attrs.items()) == grid.attrs
     assert list(template.data_vars) == list(grid.data_vars)
     for name, variable in grid.data_vars.items():
         assert (template[name].dims, template[name].shape, template[name].dtype) == (
@@ -107,12 +122,31 @@ def test_the_template_has_the_grids_layout_and_a_graph_that_does_not_grow(store_
             variable.shape,
             variable.dtype,
         )
-    for coord in grid.coords:
-        assert template[coord].equals(grid[coord])
-    # One chunk per variable whatever the number of slabs; the grid has one task per slab.
+    # One chunk per variable in the template; in the grid, one chunk (task) per slab, in a
+    # graph of a few layers that is not materialised until computed.
     assert all(variable.data.npartitions == 1 for variable in template.data_vars.values())
-    assert len(template.__dask_graph__()) <= len(template.data_vars)
-    assert len(grid.__dask_graph__()) > 2 * 2 * 3 * len(grid.data_vars)
+    assert all(variable.data.npartitions == 2 * 2 * 3 for variable in grid.data_vars.values())
+    assert len(grid["selected_neuron"].data.__dask_graph__().layers) <= 4
+
+
+def test_probe_objects_carry_every_hyperparameter_to_the_cells_and_the_results(store_dir: str) -> None:
+    from sklearn.base import clone
+
+    from xalign.analysis.gaussian import GaussianProbe
+
+    probe = GaussianProbe(prior_strength=7.5)
+    assert clone(probe).get_params() == {"prior_strength": 7.5}
+    params = ProbeParams(probe=probe, k=2)
+    assert params.make_probe() is not probe
+    assert params.make_probe().prior_strength == 7.5
+    run_probe_grid(store_dir, params=params, steps=[0], layers=[0], languages=["en"])
+    stored = open_store(store_dir).results("probe").attrs["parameters"]
+    assert stored["probe"] == "gaussian"
+    assert stored["probe_params"] == {"prior_strength": 7.5}
+    assert ProbeParams.from_dict(stored).to_dict() == stored
+    weaker = ProbeParams(probe=GaussianProbe(prior_strength=0.5), k=2)
+    with pytest.raises(ResultsError, match="prior_strength"):
+        run_probe_grid(store_dir, params=weaker, steps=[0], layers=[0], languages=["en"])
 
 
 def test_rerun_skips_and_other_parameters_are_refused(store_dir: str) -> None:
@@ -132,7 +166,7 @@ def test_rerun_skips_and_other_parameters_are_refused(store_dir: str) -> None:
 def test_an_interrupted_grid_resumes_to_the_same_results(
     store_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import xalign.analysis.probe_runner as runner
+    import xalign.analysis.probing as runner
 
     reference = str(tmp_path / "reference.zarr")
     write_synthetic_store(reference, SPEC)
@@ -172,8 +206,7 @@ def test_the_gaussian_probe_needs_no_torch(store_dir: str) -> None:
         "        if name.split('.')[0] in ('torch', 'transformers'):\n"
         "            raise ModuleNotFoundError(name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from xalign.analysis.probe_runner import run_probe_grid\n"
-        "from xalign.analysis.probing import ProbeParams\n"
+        "from xalign.analysis.probing import ProbeParams, run_probe_grid\n"
         f"run_probe_grid({store_dir!r}, params=ProbeParams(probe='gaussian', k=2), steps=[0], layers=[0])\n"
         "assert 'torch' not in sys.modules\n"
     )

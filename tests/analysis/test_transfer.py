@@ -144,7 +144,7 @@ def test_the_grid_covers_every_kept_attribute_and_upos(grid: xr.Dataset, store: 
     assert list(grid.language.values) == list(grid.language_other.values) == list(store.languages)
     assert grid.accuracy.dtype == np.float32
     assert grid.n_test.dtype == np.int64
-    assert grid.attrs["parameters"] == PARAMS.to_dict()
+    assert grid.attrs["parameters"] == {**PARAMS.to_dict(), "attributes": list(grid.attribute.values)}
     # No planted part of speech: four values, near a quarter everywhere.
     assert (abs(grid.accuracy.sel(attribute=dims.UPOS) - 0.25) < 0.1).all()
     assert np.isfinite(grid.accuracy).all()
@@ -219,3 +219,24 @@ def test_words_without_a_vector_are_left_out() -> None:
     assert (before["n_test"][0, :, 1] - after["n_test"][0, :, 1] == 5).all()
     assert (before["n_test"][0, :, 0] == after["n_test"][0, :, 0]).all()
     assert np.isfinite(after["accuracy"]).all()
+
+
+def test_the_lazy_transfer_and_the_stored_one_have_the_same_values(store: Store) -> None:
+    import xalign
+
+    lazy = xalign.transfer(store, layers=[1]).compute()
+    outcome = xalign.persist(xalign.transfer(store, layers=[1]), store)
+    assert outcome.path == "analyses/transfer/linear"
+    assert outcome.report is not None
+    assert outcome.report.slabs_run == 2
+    stored = store.analysis("transfer", "linear")
+    assert "not an independent test" in xalign.api.ANALYSES["transfer"].description
+    assert stored.attrs["measure"].startswith("probe transfer")
+    assert np.isnan(stored["accuracy"].sel(layer=0)).all()  # not asked for: never computed
+    stored = stored.sel(layer=[1]).compute()
+    for name in lazy.data_vars:
+        np.testing.assert_array_equal(lazy[name].values, stored[name].values, err_msg=name)
+    assert lazy.attrs["parameters"] == stored.attrs["parameters"]
+    again = xalign.persist(xalign.transfer(store, layers=[1]), store)
+    assert again.report is not None
+    assert (again.report.slabs_run, again.report.slabs_already_done) == (0, 2)

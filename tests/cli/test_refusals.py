@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from xalign import dims, open_store
 from xalign.cli.main import cli
-from xalign.store.results import open_results
+from xalign.store.outputs import open_output
 from xalign.store.write import consolidate
 
 
@@ -27,7 +27,7 @@ def test_probe_refuses_more_neurons_than_the_store_has(synthetic_dir: Path) -> N
     result = CliRunner().invoke(cli, ["probe", str(synthetic_dir), "--probe", "gaussian", "--k", "200"])
     assert result.exit_code == 1
     assert _one_error_line(result.output) == "Error: k (200) exceeds the number of neurons (32) in the store"
-    assert open_results(str(synthetic_dir), "probe") is None  # nothing stored as -1/NaN
+    assert open_output(str(synthetic_dir), "results/probe") is None  # nothing stored as -1/NaN
 
 
 def test_overlap_refuses_k_beyond_the_selection_or_the_neurons(synthetic_dir: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import zarr
+from click.testing import CliRunner
 
 from tests.extract.conftest import small_config
 from xalign import dims, open_store
@@ -165,23 +166,59 @@ def test_a_different_configuration_is_refused(
 def test_growing_by_a_step_and_a_language_equals_extracting_at_once(
     tmp_path: Path, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
 ) -> None:
-    from xalign.analysis.probe_runner import run_probe_grid
-    from xalign.analysis.probing import ProbeParams
+    import xalign
+    from xalign.cli.main import cli
 
     grown, at_once = str(tmp_path / "grown.zarr"), str(tmp_path / "at_once.zarr")
     extract_store(grown, checkpoints[:2], [treebanks["en"]], small_config())
-    params = ProbeParams(probe="gaussian", k=2, min_count=2)
-    run_probe_grid(grown, params=params, attributes=["Number"], layers=[1])
+    store = xalign.open_store(grown)
+    params = {"probe": "gaussian", "k": 2, "min_count": 2}
+    xalign.persist(xalign.probe(store, attributes=["Number"], layers=[1], **params), store)
+    xalign.persist(xalign.overlap(store), store)
+    xalign.persist(xalign.transfer(store, min_count=2, attributes=["Number"]), store)
+    scores = tmp_path / "scores.csv"
+    scores.write_text("step,language,task,score\n0,en,xnli,0.4\n2,en,xnli,0.5\n")
+    xalign.persist(xalign.import_transfer_scores(store, scores), store)
+    # Grown by a step alone: a probing run again does only the new step's slab.
+    extract_store(grown, checkpoints[:3], [treebanks["en"]], small_config())
+    store = xalign.open_store(grown)
+    assert [o.path for o in store.outputs() if o.stale] == [
+        "results/probe",
+        *(f"analyses/{p}" for p in ("overlap/probe", "transfer/linear")),
+    ]
+    step_only = xalign.persist(xalign.probe(store, attributes=["Number"], layers=[1], **params), store)
+    assert step_only.report is not None
+    assert step_only.report.slabs_run == 1
     report = extract_store(grown, checkpoints, [treebanks["en"], treebanks["es"]], small_config())
-    assert report.new_steps == (4,)
+    assert report.new_steps == ()
     assert report.new_languages == ("es",)
     assert_valid_store(grown)
-    probe = open_store(grown).tree["results/probe"]  # still aligned with the grown steps
-    assert probe["step"].values.tolist() == [0, 2, 4]
-    assert (probe["status"].sel(step=4).values == "").all()  # not probed yet
+    store = xalign.open_store(grown)
+    tree = store.tree  # every output kept, still aligned with the grown steps
+    for path in ("results/probe", "analyses/overlap/probe", "analyses/transfer/linear"):
+        assert tree[path]["step"].values.tolist() == [0, 2, 4], path
+    assert np.isnan(tree["analyses/overlap/probe"]["overlap"].sel(step=4).values).all()  # not yet
+    assert (
+        store.analysis("transfer_scores", "scores")["score"].sel(task="xnli", step=2, language="en").values
+        == 0.5
+    )
+    stale = {o.path for o in store.outputs() if o.stale}
+    assert stale == {"results/probe", "analyses/overlap/probe", "analyses/transfer/linear"}  # not imports
+    info = CliRunner().invoke(cli, ["info", grown])
+    assert "probe: 0/" not in info.output
+    assert "overlap: probe (stale: the store grew since" in info.output
+    # Running it again brings it up to date: over every slab, as the store grew by a language.
+    again = xalign.persist(xalign.probe(store, attributes=["Number"], layers=[1], **params), store)
+    assert again.report is not None
+    assert again.report.slabs_run == 3 * 2
+    assert not again.result.attrs["stale"]
+    redone = xalign.persist(xalign.overlap(store), store)
+    assert redone.written
+    assert not redone.result.attrs["stale"]
     shutil.rmtree(Path(grown) / "results")  # to compare the rest with a store made at once
+    shutil.rmtree(Path(grown) / "analyses")
     extract_store(at_once, checkpoints, [treebanks["en"], treebanks["es"]], small_config())
-    assert_stores_equal(at_once, grown, ignore_attrs=("provenance",))
+    assert_stores_equal(at_once, grown, ignore_attrs=("provenance", "generation"))
 
 
 def test_subwords_and_rounded_mantissas(

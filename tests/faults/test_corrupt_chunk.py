@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from xalign.analysis.probe_runner import run_probe_grid
-from xalign.analysis.probing import ProbeParams
+from xalign.analysis.probing import ProbeParams, run_probe_grid
 from xalign.cli.main import cli
 from xalign.errors import CorruptChunkError, XalignError
 from xalign.store.integrity import ChunkFault, corrupt_chunk_error, find_corrupt_chunks

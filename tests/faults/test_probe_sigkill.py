@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xalign.analysis.probe_runner import run_probe_grid
-from xalign.analysis.probing import ProbeParams
+from xalign.analysis.probing import ProbeParams, run_probe_grid
 from xalign.testing import PlantedSignal, SyntheticSpec, assert_stores_equal, write_synthetic_store
 
 SPEC = SyntheticSpec(

@@ -1,4 +1,5 @@
-"""Analysis groups: written whole, reused with the same parameters, refused with others, schema-valid."""
+"""Output groups: written whole, reused with the same parameters, refused with others, schema-valid;
+stale, not deleted, when the store grows."""
 
 from __future__ import annotations
 
@@ -7,10 +8,26 @@ import pytest
 import xarray as xr
 
 from xalign import dims, open_store
-from xalign.store.analyses import analysis_names, open_analysis, stored_parameters, write_analysis
 from xalign.store.location import StoreLocation
-from xalign.store.results import ResultsError
+from xalign.store.outputs import (
+    ResultsError,
+    analysis_path,
+    open_output_dataset,
+    output_names,
+    stored_parameters,
+    write_output,
+)
 from xalign.testing import assert_valid_store
+
+PATH = analysis_path("similarity", "parallel")
+
+
+def write_analysis(store: StoreLocation, kind: str, name: str, result: xr.Dataset, **kwargs: bool) -> bool:
+    return write_output(store, analysis_path(kind, name), result, **kwargs)
+
+
+def open_analysis(store: StoreLocation, kind: str, name: str) -> xr.Dataset:
+    return open_output_dataset(store, analysis_path(kind, name))
 
 
 def _similarity(store: StoreLocation, value: float, reference: str = "en") -> xr.Dataset:
@@ -38,8 +55,8 @@ def test_written_analysis_reads_back_lazily_and_keeps_the_store_valid(synthetic_
     back = open_analysis(synthetic_store, "similarity", "parallel")
     assert back["mean_cosine"].chunks is not None  # Dask-backed
     np.testing.assert_array_equal(back["mean_cosine"].values, 0.5)
-    assert analysis_names(synthetic_store, "similarity") == ["parallel"]
-    assert stored_parameters(synthetic_store, "similarity", "parallel") == {
+    assert output_names(synthetic_store, "analyses/similarity") == ["parallel"]
+    assert stored_parameters(synthetic_store, PATH) == {
         "reference": "en",
         "excluded_steps": [],
     }
@@ -66,7 +83,7 @@ def test_same_parameters_reuse_other_parameters_are_refused(synthetic_store: Sto
 
 
 def test_missing_analysis_names_the_ones_there_are(synthetic_store: StoreLocation) -> None:
-    with pytest.raises(ResultsError, match="run xalign similarity first"):
+    with pytest.raises(ResultsError, match="none has been run"):
         open_analysis(synthetic_store, "similarity", "parallel")
     write_analysis(synthetic_store, "similarity", "a", _similarity(synthetic_store, 0.5))
     with pytest.raises(ResultsError, match="there are: a"):

@@ -46,8 +46,7 @@ def test_labels_and_their_filters_are_read_once(location: str) -> None:
 
 
 def test_a_grid_opens_the_store_once_in_its_tasks(location: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from xalign.analysis.probe_runner import run_probe_grid
-    from xalign.analysis.probing import ProbeParams
+    from xalign.analysis.probing import ProbeParams, run_probe_grid
 
     opened: list[bool] = []
     real = cache.open_store

@@ -39,14 +39,12 @@ def test_an_overlap_heatmap_plots_straight_from_the_store(parallel_store: str) -
     import matplotlib
 
     matplotlib.use("Agg")
-    from xalign.analysis.jobs import run_overlap
-    from xalign.analysis.probe_runner import run_probe_grid
-    from xalign.analysis.probing import ProbeParams
-    from xalign.store.analyses import open_analysis
+    import xalign
 
-    run_probe_grid(parallel_store, params=ProbeParams(probe="gaussian", k=3), layers=[1])
-    run_overlap(parallel_store)
-    stored = open_analysis(parallel_store, "overlap", "probe")
+    store = open_store(parallel_store)
+    xalign.persist(xalign.probe(store, probe="gaussian", k=3, layers=[1]), store, "probe")
+    xalign.persist(xalign.overlap(store), store)
+    stored = store.analysis("overlap", "probe")
     assert stored[dims.LANGUAGE].dtype.kind == "U"
     heatmap = stored["overlap"].sel(step=0, layer=1, attribute="Number")
     heatmap.plot()  # (language, language_other) with string coordinates

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,28 @@ from xalign import dims
 from xalign.store.store import Store
 from xalign.treebank.splits import count_values, filter_attributes
 
-__all__ = ["CellData", "kept_values", "kept_values_of", "split_cells"]
+__all__ = ["CellData", "CellFilters", "kept_values", "kept_values_of", "split_cells"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CellFilters:
+    """The reference's filters on attribute values; the parameters every analysis of cells shares.
+
+    Each field's ``help`` is also the text of its command-line option.
+    """
+
+    min_count: int = field(
+        default=20, metadata={"help": "Words a value needs in each of train, dev and test.", "min": 1}
+    )
+    min_values: int = field(
+        default=2, metadata={"help": "Values an attribute needs after that filter.", "min": 2}
+    )
+
+    def __post_init__(self) -> None:
+        if self.min_count < 1:
+            raise ValueError(f"min_count must be positive, got {self.min_count}")
+        if self.min_values < 1:
+            raise ValueError(f"min_values must be positive, got {self.min_values}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

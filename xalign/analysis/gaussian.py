@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
+from sklearn.base import BaseEstimator
 
 from xalign.analysis.metrics import log_normalise
 
@@ -65,7 +66,7 @@ def gaussian_statistics(X: np.ndarray, y: np.ndarray, n_values: int) -> Gaussian
     )
 
 
-class GaussianProbe:
+class GaussianProbe(BaseEstimator):  # type: ignore[misc]
     """Class-conditional Gaussians over the neurons; scores any neuron subset in closed form.
 
     Parameters

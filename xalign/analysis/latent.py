@@ -65,6 +65,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from xalign.analysis.metrics import log_normalise
 from xalign.errors import XalignError
@@ -92,7 +93,7 @@ def _import_torch() -> Any:
     return torch
 
 
-class LatentProbe:
+class LatentProbe(BaseEstimator):  # type: ignore[misc]
     """Linear softmax probe over a latent neuron subset with a Poisson-sampling posterior.
 
     Parameters

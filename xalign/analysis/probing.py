@@ -7,29 +7,34 @@ an xarray Dataset with dims (step, layer, language, attribute, rank), lazy until
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from xalign import dims
-from xalign.analysis.cells import CellData, kept_values_of, split_cells
+from xalign.analysis.cells import CellData, CellFilters, kept_values_of, split_cells
+from xalign.analysis.engine import JobReport, SlabJob, lazy_result, run_job, select_values
+from xalign.analysis.probes import Probe, clone_probe, describe_probe, make_probe
 from xalign.analysis.selection import METRICS, select_neurons
-from xalign.store.store import Store
+from xalign.store.location import StoreLocation
+from xalign.store.outputs import ResultsError, results_path
+from xalign.store.store import Store, open_store
 
 __all__ = [
     "CELL_VARIABLES",
     "RANK_VARIABLES",
     "ProbeParams",
     "check_selection_size",
-    "grid_template",
+    "grid_attributes",
     "probe_grid",
+    "probe_job",
     "probe_slab",
+    "run_probe_grid",
+    "summarize_slab",
 ]
-
-ProbeKind = Literal["latent", "gaussian"]
 
 RANK_VARIABLES = ("selected_neuron", *(f"{split}_{m}" for split in ("dev", "test") for m in METRICS))
 """Per-rank results: the neuron chosen at each rank and the metrics with ranks 0..r."""
@@ -45,39 +50,72 @@ kept value left out because no subword encodes them)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class ProbeParams:
-    """How cells are probed; stored with the results."""
+class ProbeParams(CellFilters):
+    """How cells are probed; stored with the results (:meth:`to_dict`).
 
-    probe: ProbeKind = "latent"
-    criterion: str = "mi"
-    k: int = 50
-    min_count: int = 20
-    min_values: int = 2
-    seed: int = 0
-    max_epochs: int = 50
-    """Latent probe: epochs at most (the reference allowed 5000)."""
-    patience: int = 3
-    """Latent probe: epochs without improvement before early stopping (the reference: 50)."""
+    Each field's ``help`` is also the text of its command-line option (``xalign probe``).
+
+    Examples
+    --------
+    >>> from xalign.analysis.latent import LatentProbe
+    >>> params = ProbeParams(probe=LatentProbe(max_epochs=5000, patience=50), k=20)
+    >>> params.to_dict()["probe_params"]["max_epochs"]
+    5000
+    """
+
+    probe: Any = field(
+        default="latent",
+        metadata={"help": "A probe object (scikit-learn style), or the name of one in PROBES."},
+    )
+    """A probe object, cloned for every cell so that each starts unfitted with the same
+    hyperparameters; a name (``"latent"``, ``"gaussian"``) means that probe with its defaults."""
+    criterion: str = field(
+        default="mi",
+        metadata={
+            "help": "What greedy selection maximises on dev: normalised mutual information, "
+            "accuracy or log-likelihood.",
+            "choices": METRICS,
+        },
+    )
+    k: int = field(default=50, metadata={"help": "Neurons to select.", "min": 1})
 
     def __post_init__(self) -> None:
-        if self.probe not in ("latent", "gaussian"):
-            raise ValueError(f"probe must be latent or gaussian, got {self.probe!r}")
+        CellFilters.__post_init__(self)
+        object.__setattr__(self, "probe", make_probe(self.probe))
         if self.criterion not in METRICS:
             raise ValueError(f"criterion must be one of {', '.join(METRICS)}, got {self.criterion!r}")
         if self.k < 1:
             raise ValueError(f"k must be positive, got {self.k}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON-able parameters: the probe's name and hyperparameters, and the grid's own.
 
-    def make_probe(self) -> Any:
-        if self.probe == "gaussian":
-            from xalign.analysis.gaussian import GaussianProbe
+        ``seed`` repeats the probe's seed (None for a probe without randomness).
+        """
+        probe = describe_probe(self.probe)
+        return {
+            **probe,
+            "seed": probe["probe_params"].get("seed"),
+            "criterion": self.criterion,
+            "k": self.k,
+            "min_count": self.min_count,
+            "min_values": self.min_values,
+        }
 
-            return GaussianProbe()
-        from xalign.analysis.latent import LatentProbe
+    @classmethod
+    def from_dict(cls, parameters: Mapping[str, Any]) -> ProbeParams:
+        """The parameters :meth:`to_dict` gave (as stored with results), rebuilt."""
+        return cls(
+            probe=make_probe(str(parameters["probe"]), **dict(parameters.get("probe_params") or {})),
+            criterion=str(parameters["criterion"]),
+            k=int(parameters["k"]),
+            min_count=int(parameters["min_count"]),
+            min_values=int(parameters["min_values"]),
+        )
 
-        return LatentProbe(seed=self.seed, max_epochs=self.max_epochs, patience=self.patience)
+    def make_probe(self) -> Probe:
+        """A fresh, unfitted copy of the probe for one cell."""
+        return clone_probe(self.probe)
 
 
 def check_selection_size(k: int, *, n_neurons: int, selection: int | None = None, option: str = "k") -> None:
@@ -169,6 +207,75 @@ def _probe_cell(cell: CellData, params: ProbeParams, out: dict[str, np.ndarray],
     out["status"][i] = "done"
 
 
+def probe_job(
+    store: Store,
+    params: ProbeParams,
+    *,
+    steps: Sequence[int] | None = None,
+    layers: Sequence[int] | None = None,
+    languages: Sequence[str] | None = None,
+    attributes: Sequence[str] | None = None,
+) -> SlabJob:
+    """The probing grid of ``store`` as a :class:`~xalign.analysis.engine.SlabJob`: one slab per
+    (step, layer, language), :func:`probe_slab` on each.
+
+    The output spans the store's steps, layers and languages (so that it aligns with the store
+    in a DataTree) and the attributes kept by the filters in at least one language (or
+    ``attributes``); ``steps``, ``layers`` and ``languages`` choose the slabs to run.
+
+    Raises
+    ------
+    ResultsError
+        If ``params.k`` exceeds the store's neurons, no attribute passes the filters, or a
+        chosen step, layer or language is not in the store.
+    """
+    try:
+        check_selection_size(params.k, n_neurons=store.n_neurons)
+    except ValueError as exc:
+        raise ResultsError(str(exc)) from None
+    if attributes is None:
+        attributes = grid_attributes(store, store.languages, params)
+        if not attributes:
+            raise ResultsError(
+                f"no attribute passes the filters (>= {params.min_values} values with >= {params.min_count} "
+                "words in each split) in any language; see xalign treebank-stats, or lower --min-count"
+            )
+    attributes = list(attributes)
+    example = _empty(len(attributes), params.k)
+    slab_dims = (dims.STEP, dims.LAYER, dims.LANGUAGE)
+    coords = {
+        dims.STEP: np.asarray(store.steps, dtype=np.int64),
+        dims.LAYER: np.asarray(store.layers, dtype=np.int64),
+        dims.LANGUAGE: np.asarray(store.languages, dtype=object),
+        dims.ATTRIBUTE: np.asarray(attributes, dtype=object),
+        dims.RANK: np.arange(params.k),
+    }
+    chosen = {dims.STEP: steps, dims.LAYER: layers, dims.LANGUAGE: languages}
+    return SlabJob(
+        kind="probe",
+        location=store.location,
+        parameters=params.to_dict(),
+        slab_dims=slab_dims,
+        coords=coords,
+        selected={d: select_values(coords[d].tolist(), chosen[d]) for d in slab_dims},
+        example=example,
+        inner_dims={name: (dims.ATTRIBUTE, dims.RANK)[: value.ndim] for name, value in example.items()},
+        function=probe_slab,
+        args=(attributes, params),
+        summarize=summarize_slab,
+    )
+
+
+def summarize_slab(out: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """Cells probed and skipped in a slab, and the most words a cell dropped."""
+    status = out["status"]
+    return {
+        "done": int((status == "done").sum()),
+        "skipped": int(sum(str(s).startswith("skipped") for s in status)),
+        "dropped": int(np.max(out["n_dropped"], initial=0)),
+    }
+
+
 def probe_grid(
     store: Store,
     *,
@@ -180,94 +287,58 @@ def probe_grid(
 ) -> xr.Dataset:
     """The probing results of every selected cell, as a lazy Dataset (one task per slab).
 
-    Nothing is read or computed until the caller computes (or writes) the result. The graph
-    holds a task and a piece of every variable per slab; to lay out where results go without
-    it, see :func:`grid_template`.
+    Nothing is read or computed until the caller computes the result; the values are those
+    :func:`run_probe_grid` stores (the same :func:`probe_job`).
+
+    Examples
+    --------
+    >>> store = xalign.open_store("runs/toy.zarr")
+    >>> grid = probe_grid(store, params=ProbeParams(probe="gaussian", k=10), layers=[2])
+    >>> grid["test_mi"].sel(rank=9).mean("attribute").compute()
     """
-    import dask.array as da
-    from dask.delayed import delayed
-
-    check_selection_size(params.k, n_neurons=store.n_neurons)
-    coords = _grid_coords(store, params, steps, layers, languages, attributes)
-    attributes = list(coords[dims.ATTRIBUTE])
-    template = _empty(len(attributes), params.k)
-    blocks: dict[str, list[list[list[Any]]]] = {name: [] for name in template}
-    for step in coords[dims.STEP]:
-        for name in blocks:
-            blocks[name].append([])
-        for layer in coords[dims.LAYER]:
-            for name in blocks:
-                blocks[name][-1].append([])
-            for language in coords[dims.LANGUAGE]:
-                task = delayed(probe_slab, pure=True)(
-                    store, int(step), int(layer), str(language), attributes, params
-                )
-                for name, example in template.items():
-                    piece = da.from_delayed(task[name], shape=example.shape, dtype=example.dtype)
-                    blocks[name][-1][-1].append(piece[None, None, None])
-    variables = {
-        name: da.concatenate(
-            [
-                da.concatenate([da.concatenate(per_layer, axis=2) for per_layer in per_step], axis=1)
-                for per_step in blocks[name]
-            ],
-            axis=0,
-        )
-        for name in template
-    }
-    return _grid_dataset(variables, coords, params)
+    return lazy_result(
+        probe_job(store, params, steps=steps, layers=layers, languages=languages, attributes=attributes)
+    )
 
 
-def grid_template(
-    store: Store, *, params: ProbeParams, attributes: Sequence[str] | None = None
-) -> xr.Dataset:
-    """The variables, coordinates and parameters of :func:`probe_grid`'s result, with no tasks.
-
-    Each variable is one lazy chunk of zeros, so the template costs the same for ten slabs or
-    a hundred thousand: what a driver needs to lay out a results group (see
-    :func:`xalign.analysis.probe_runner.run_probe_grid`) without building the grid's graph.
-    """
-    import dask.array as da
-
-    coords = _grid_coords(store, params, None, None, None, attributes)
-    outer = tuple(len(coords[d]) for d in (dims.STEP, dims.LAYER, dims.LANGUAGE))
-    variables = {
-        name: da.zeros(outer + example.shape, dtype=example.dtype, chunks=-1)
-        for name, example in _empty(len(coords[dims.ATTRIBUTE]), params.k).items()
-    }
-    return _grid_dataset(variables, coords, params)
-
-
-def _grid_coords(
-    store: Store,
+def run_probe_grid(
+    location: StoreLocation | Store,
+    *,
     params: ProbeParams,
-    steps: Sequence[int] | None,
-    layers: Sequence[int] | None,
-    languages: Sequence[str] | None,
-    attributes: Sequence[str] | None,
-) -> dict[str, np.ndarray]:
-    """The grid's coordinates: the store's (or the chosen) steps, layers and languages."""
-    languages = list(store.languages) if languages is None else list(languages)
-    if attributes is None:
-        attributes = grid_attributes(store, languages, params)
-    return {
-        dims.STEP: np.asarray(list(store.steps) if steps is None else list(steps), dtype=np.int64),
-        dims.LAYER: np.asarray(list(store.layers) if layers is None else list(layers), dtype=np.int64),
-        dims.LANGUAGE: np.asarray(languages, dtype=object),
-        dims.ATTRIBUTE: np.asarray(list(attributes), dtype=object),
-        dims.RANK: np.arange(params.k),
-    }
+    steps: Sequence[int] | None = None,
+    layers: Sequence[int] | None = None,
+    languages: Sequence[str] | None = None,
+    attributes: Sequence[str] | None = None,
+    name: str = "probe",
+    client: Any = None,
+    scheduler: str | None = None,
+    overwrite: bool = False,
+    on_slab: Callable[[dict[str, int]], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+) -> JobReport:
+    """Probe the selected cells into ``results/<name>``, resumably (:func:`~xalign.analysis.engine.run_job`).
 
+    Each slab's summary (``on_slab``, and the report's ``total("done")``, ``total("skipped")``,
+    ``most("dropped")``) counts cells probed, cells skipped by the filters, and the most
+    words a cell left out for lack of a vector.
 
-def _grid_dataset(
-    variables: dict[str, Any], coords: dict[str, np.ndarray], params: ProbeParams
-) -> xr.Dataset:
-    """Name the dims of the grid's variables (per rank or per cell) and attach coords and parameters."""
-    named = {}
-    for name, data in variables.items():
-        variable_dims = (dims.STEP, dims.LAYER, dims.LANGUAGE, dims.ATTRIBUTE, dims.RANK)[: data.ndim]
-        named[name] = (variable_dims, data)
-    return xr.Dataset(named, coords=coords, attrs={"parameters": params.to_dict()})
+    Examples
+    --------
+    >>> from distributed import Client
+    >>> client = Client(n_workers=2, threads_per_worker=1)  # yours: xalign uses it
+    >>> run_probe_grid("runs/toy.zarr", params=ProbeParams(probe="gaussian", k=10))
+    """
+    store = location if isinstance(location, Store) else open_store(location)
+    job = probe_job(store, params, steps=steps, layers=layers, languages=languages, attributes=attributes)
+    return run_job(
+        job,
+        results_path(name),
+        client=client,
+        scheduler=scheduler,
+        overwrite=overwrite,
+        on_slab=on_slab,
+        on_plan=on_plan,
+    )
 
 
 def grid_attributes(store: Store, languages: Sequence[str], params: ProbeParams) -> tuple[str, ...]:

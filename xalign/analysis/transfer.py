@@ -14,7 +14,7 @@ the source and ``language_other`` the target.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,9 @@ import scipy.linalg
 import xarray as xr
 
 from xalign import dims
-from xalign.analysis.cells import kept_values_of, split_cells
+from xalign.analysis.cells import CellFilters, kept_values_of, split_cells
+from xalign.analysis.engine import SlabJob, lazy_result, select_values
+from xalign.store.outputs import ResultsError
 from xalign.store.store import Store
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "pair_coords",
     "transfer_attributes",
     "transfer_grid",
+    "transfer_job",
     "transfer_slab",
 ]
 
@@ -45,26 +48,35 @@ TRANSFER_VARIABLES = ("accuracy", "baseline", "n_test")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class TransferParams:
-    """How transfer is measured; stored with the results."""
+class TransferParams(CellFilters):
+    """How transfer is measured; stored with the results.
 
-    attributes: tuple[str, ...] | None = None
+    Each field's ``help`` is also the text of its command-line option (``xalign transfer``).
+    """
+
+    attributes: tuple[str, ...] | None = field(
+        default=None,
+        metadata={
+            "help": "Attribute to transfer (repeatable; upos for the part of speech).",
+            "option": "attribute",
+        },
+    )
     """Attributes to transfer (``"upos"`` for the part of speech); None: every attribute kept by
     the filters in at least one language, plus ``"upos"`` if it is kept somewhere."""
-    min_count: int = 20
-    """A source value is kept if it has at least this many words in each of train, dev and test."""
-    min_values: int = 2
-    """A source attribute is kept if at least this many of its values are."""
-    shrinkage: float = 0.1
+    shrinkage: float = field(
+        default=0.1,
+        metadata={
+            "help": "Weight of the scaled identity in the LDA's shrunk covariance.",
+            "min": 0.0,
+            "max": 1.0,
+        },
+    )
     """Weight of the scaled identity in the shrunk covariance, in [0, 1]."""
 
     def __post_init__(self) -> None:
+        CellFilters.__post_init__(self)
         if not 0.0 <= self.shrinkage <= 1.0:
             raise ValueError(f"shrinkage must be between 0 and 1, got {self.shrinkage}")
-        if self.min_count < 1:
-            raise ValueError(f"min_count must be positive, got {self.min_count}")
-        if self.min_values < 1:
-            raise ValueError(f"min_values must be positive, got {self.min_values}")
         if self.attributes is not None:
             object.__setattr__(self, "attributes", tuple(self.attributes))
 
@@ -171,6 +183,7 @@ def _empty(n_attributes: int, n_languages: int) -> dict[str, np.ndarray]:
         "accuracy": np.full(shape, np.nan, dtype=np.float32),
         "baseline": np.full(shape, np.nan, dtype=np.float32),
         "n_test": np.zeros(shape, dtype=np.int64),
+        "status": np.array("", dtype=object),
     }
 
 
@@ -194,7 +207,8 @@ def transfer_slab(
         ``accuracy`` (float32; NaN where the source does not keep the attribute or the target
         has no test word with one of its values), ``baseline`` (float32; accuracy of always
         predicting the source's most frequent train value) and ``n_test`` (int64; the target
-        test words scored, 0 where NaN), each shaped (attribute, language, language_other).
+        test words scored, 0 where NaN), each shaped (attribute, language, language_other), and
+        ``status`` ('done').
     """
     out = _empty(len(attributes), len(languages))
     labels = {language: store.labels(language) for language in languages}
@@ -205,6 +219,7 @@ def transfer_slab(
         for language in languages
     }
     wanted = {a for per_language in kept.values() for a in per_language}
+    out["status"] = np.array("done", dtype=object)
     if not wanted:
         return out
     hidden: dict[str, np.ndarray] = {}
@@ -277,6 +292,56 @@ def transfer_attributes(store: Store, languages: Sequence[str], params: Transfer
     return (*found, dims.UPOS) if upos else tuple(found)
 
 
+def transfer_job(
+    store: Store,
+    params: TransferParams,
+    *,
+    steps: Sequence[int] | None = None,
+    layers: Sequence[int] | None = None,
+    languages: Sequence[str] | None = None,
+) -> SlabJob:
+    """Transfer over every (step, layer) slab as a :class:`~xalign.analysis.engine.SlabJob`
+    (:func:`transfer_slab` on each); ``steps`` and ``layers`` choose the slabs to run.
+
+    The output spans the store's steps and layers, ``languages`` (default: the store's) as
+    sources and targets, and :func:`transfer_attributes`; the attributes are recorded in the
+    parameters.
+
+    Raises
+    ------
+    ResultsError
+        If no attribute passes the filters, or a chosen step or layer is not in the store.
+    """
+    languages = list(store.languages if languages is None else languages)
+    unknown = sorted(set(languages) - set(store.languages))
+    if unknown:
+        raise ResultsError(f"language {unknown} not in the store; it has {', '.join(store.languages)}")
+    attributes = list(transfer_attributes(store, languages, params))
+    if not attributes:
+        raise ResultsError("no attribute passes the filters in any language; lower --min-count")
+    coords = pair_coords(store.steps.tolist(), store.layers.tolist(), attributes, languages)
+    example = _empty(len(attributes), len(languages))
+    slab_dims = (dims.STEP, dims.LAYER)
+    chosen = {dims.STEP: steps, dims.LAYER: layers}
+    return SlabJob(
+        kind="transfer",
+        location=store.location,
+        parameters={**params.to_dict(), "attributes": attributes},
+        slab_dims=slab_dims,
+        coords=coords,
+        selected={d: select_values(coords[d].tolist(), chosen[d]) for d in slab_dims},
+        example=example,
+        inner_dims={name: PAIR_DIMS[2 : 2 + value.ndim] for name, value in example.items()},
+        function=transfer_slab,
+        args=(languages, attributes, params),
+        attrs={"measure": PROBE_TRANSFER},
+    )
+
+
+PROBE_TRANSFER = "probe transfer: a linear classifier on the same hidden states as the overlap"
+"""What the built-in transfer measures (recorded in its attrs)."""
+
+
 def transfer_grid(
     store: Store,
     *,
@@ -291,37 +356,15 @@ def transfer_grid(
     the caller computes the result. Data variables :data:`TRANSFER_VARIABLES` with dims (step,
     layer, attribute, language, language_other); ``language`` is the source (trained on its train
     split), ``language_other`` the target (tested on its test split).
-    """
-    import dask.array as da
-    from dask.delayed import delayed
 
-    steps = list(store.steps) if steps is None else list(steps)
-    layers = list(store.layers) if layers is None else list(layers)
-    languages = list(store.languages) if languages is None else list(languages)
-    if not steps or not layers:
+    Examples
+    --------
+    >>> grid = transfer_grid(xalign.open_store("runs/toy.zarr"), params=TransferParams(), layers=[2])
+    >>> grid["accuracy"].sel(attribute="Number", language="en").compute()
+    """
+    if (steps is not None and not list(steps)) or (layers is not None and not list(layers)):
         raise ValueError(f"a transfer grid needs at least one step and one layer, got {steps} and {layers}")
-    attributes = list(transfer_attributes(store, languages, params))
-    template = _empty(len(attributes), len(languages))
-    blocks: dict[str, list[list[Any]]] = {name: [] for name in template}
-    for step in steps:
-        for name in blocks:
-            blocks[name].append([])
-        for layer in layers:
-            task = delayed(transfer_slab, pure=True)(
-                store, int(step), int(layer), languages, attributes, params
-            )
-            for name, example in template.items():
-                piece = da.from_delayed(task[name], shape=example.shape, dtype=example.dtype)
-                blocks[name][-1].append(piece[None, None])
-    variables = {
-        name: (PAIR_DIMS, da.concatenate([da.concatenate(row, axis=1) for row in blocks[name]], axis=0))
-        for name in template
-    }
-    return xr.Dataset(
-        variables,
-        coords=pair_coords(steps, layers, attributes, languages),
-        attrs={"parameters": params.to_dict()},
-    )
+    return lazy_result(transfer_job(store, params, steps=steps, layers=layers, languages=languages))
 
 
 def pair_coords(

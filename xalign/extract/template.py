@@ -23,8 +23,9 @@ from xalign.extract.checkpoints import Checkpoint, ModelShape
 from xalign.extract.config import ExtractConfig, config_differences
 from xalign.extract.encode import EncodedCorpus
 from xalign.extract.sink import ExtractionError
-from xalign.store.analyses import ANALYSES_GROUP
 from xalign.store.layout import (
+    ANALYSES_GROUP,
+    GENERATION_ATTR,
     LANGUAGES_GROUP,
     PROVENANCE_ATTR,
     RESULTS_GROUP,
@@ -377,11 +378,12 @@ def _grow(
             neurons=shape.neurons,
         )
         write_language(location, language, template, keep_bits=config.keep_bits)
-    if (new or added) and ANALYSES_GROUP in root:
-        # Analyses summarise the store as it was; new steps or languages leave them stale, and
-        # they are cheap to redo from the results (which are kept and grown).
-        logger.warning("removing the stored analyses (%s): the store grew; run them again", ANALYSES_GROUP)
-        del root[ANALYSES_GROUP]
+    if new or added:
+        # Outputs made before summarise the store as it was: they are kept (imported scores
+        # too) and now read as stale until they are run again (xalign info says which).
+        root.attrs[GENERATION_ATTR] = int(cast(int, root.attrs.get(GENERATION_ATTR, 0))) + 1
+        if output_groups(root):
+            logger.warning("the store grew: its probing runs and analyses are stale until run again")
     stored: dict[str, Any] = dict(cast(dict[str, Any], root.attrs.asdict()[PROVENANCE_ATTR]))
     stored["data_files"] = {**stored.get("data_files", {}), **prov["data_files"]}
     root.attrs[PROVENANCE_ATTR] = stored
@@ -399,10 +401,11 @@ def _append_steps(root: zarr.Group, old: int, new: Sequence[Checkpoint]) -> None
     total = old + len(new)
     for _, array in root.arrays():
         _resize_step(array, total)
-    groups = []
-    for parent in (LANGUAGES_GROUP, RESULTS_GROUP):
-        node = root.get(parent)
-        groups += [group for _, group in node.groups()] if isinstance(node, zarr.Group) else []
+    node = root.get(LANGUAGES_GROUP)
+    groups = [group for _, group in node.groups()] if isinstance(node, zarr.Group) else []
+    # Outputs too: one that runs along step spans the store's steps (so that the store opens
+    # as one DataTree); the new steps read as fill values (not yet analysed) and it is stale.
+    groups += output_groups(root)
     for group in groups:
         for _, array in group.arrays():
             _resize_step(array, total)
@@ -410,11 +413,25 @@ def _append_steps(root: zarr.Group, old: int, new: Sequence[Checkpoint]) -> None
     child_array(root, dims.STEP)[old:total] = steps
     child_array(root, dims.REVISION)[old:total] = np.asarray([c.label for c in new], dtype=object)
     for group in groups:
-        # Results too: a results group spans the store's steps (new ones are not yet probed).
-        child_array(group, dims.STEP)[old:total] = steps
+        if dims.STEP in group:
+            child_array(group, dims.STEP)[old:total] = steps
+
+
+def output_groups(root: zarr.Group) -> list[zarr.Group]:
+    """The groups of probing runs and analyses (``results/*``, ``analyses/*/*``)."""
+    found = []
+    results = root.get(RESULTS_GROUP)
+    if isinstance(results, zarr.Group):
+        found += [group for _, group in results.groups()]
+    analyses = root.get(ANALYSES_GROUP)
+    if isinstance(analyses, zarr.Group):
+        found += [group for _, kind in analyses.groups() for _, group in kind.groups()]
+    return found
 
 
 def _resize_step(array: zarr.Array[Any], total: int) -> None:
+    """Lengthen ``array`` to ``total`` along its step axis, wherever it is (none: untouched)."""
     names = tuple(getattr(array.metadata, "dimension_names", None) or ())
-    if names and names[0] == dims.STEP:
-        array.resize((total, *array.shape[1:]))
+    if dims.STEP in names:
+        axis = names.index(dims.STEP)
+        array.resize((*array.shape[:axis], total, *array.shape[axis + 1 :]))

@@ -10,12 +10,13 @@ import xarray as xr
 from xalign import dims
 from xalign.analysis.correlation import transfer_cells
 from xalign.analysis.health import checkpoint_health, flagged_steps
-from xalign.analysis.jobs import PREFERRED_SOURCE, TransferSource, choose_source, load_transfer
 from xalign.analysis.overlap import summarize
+from xalign.analysis.sources import PREFERRED_SOURCE, TransferSource, choose_source, load_transfer
 from xalign.analysis.stats import correlate
 from xalign.report import CorrelationView, ReportData
-from xalign.store.analyses import analysis_names, open_analysis
+from xalign.store.layout import ANALYSES_GROUP
 from xalign.store.location import StoreLocation, describe_location
+from xalign.store.outputs import analysis_path, open_output_dataset, output_names
 from xalign.store.store import open_store
 
 __all__ = ["aligned_layer", "collect_report"]
@@ -37,13 +38,18 @@ def collect_report(
     most aligned layer (see :func:`aligned_layer`). Flagged checkpoints are always marked;
     with ``exclude_flagged`` they are also left out of the correlations. Without ``source``,
     the source language of a stored correlation (``xalign correlate``) is used, else as
-    :func:`~xalign.analysis.jobs.choose_source` says; a note says which.
+    :func:`~xalign.analysis.sources.choose_source` says; a note says which.
     """
     store = open_store(location)
     health = checkpoint_health(store).compute()
     flagged = flagged_steps(health)
     excluded = flagged if exclude_flagged else []
-    notes = []
+    notes = [
+        f"Stale: {output.path} was made before the store last grew (new steps or languages); "
+        "run it again to include them."
+        for output in store.outputs()
+        if output.stale
+    ]
     overlap = _analysis(location, "overlap", overlap_name)
     summary = None
     correlations: list[CorrelationView] = []
@@ -64,7 +70,7 @@ def collect_report(
                     _view(
                         overlap,
                         transfer,
-                        load_transfer(location, transfer),
+                        load_transfer(store, transfer),
                         source,
                         layer,
                         flagged,
@@ -118,13 +124,21 @@ def _source(location: StoreLocation, languages: list[str], source: str | None) -
     return chosen, "the default" if chosen == PREFERRED_SOURCE else f"no {PREFERRED_SOURCE} in the store"
 
 
+def analysis_names(location: StoreLocation, kind: str) -> list[str]:
+    return output_names(location, f"{ANALYSES_GROUP}/{kind}")
+
+
+def open_analysis(location: StoreLocation, kind: str, name: str) -> xr.Dataset:
+    return open_output_dataset(location, analysis_path(kind, name))
+
+
 def _analysis(location: StoreLocation, kind: str, name: str | None) -> xr.Dataset | None:
-    names = analysis_names(location, kind)  # type: ignore[arg-type]
+    names = analysis_names(location, kind)
     if name is None:
         if not names:
             return None
         name = names[0]
-    return open_analysis(location, kind, name)  # type: ignore[arg-type]
+    return open_analysis(location, kind, name)
 
 
 def _transfers(location: StoreLocation) -> list[TransferSource]:

@@ -10,8 +10,8 @@ import numpy as np
 import zarr
 
 from xalign import dims
-from xalign.store.analyses import KINDS, analysis_names
 from xalign.store.layout import RESULTS_GROUP, LanguageMeta, language_group
+from xalign.store.outputs import list_outputs, results_path
 from xalign.store.store import Store
 from xalign.store.validate import open_root
 
@@ -57,6 +57,8 @@ class StoreSummary:
     """Results group -> cells, done, skipped and parameters."""
     analyses: dict[str, list[str]]
     """Analysis kind -> names of the stored analyses of that kind."""
+    stale: tuple[str, ...] = ()
+    """Paths of the outputs made before the store last grew: run them again."""
     provenance: dict[str, Any]
     bytes_stored: int
 
@@ -66,7 +68,13 @@ class StoreSummary:
 
 
 def summarize(store: Store) -> StoreSummary:
-    """What is in ``store``: sizes, steps, languages, labels, completeness and provenance."""
+    """What is in ``store``: sizes, steps, languages, labels, completeness and provenance.
+
+    Examples
+    --------
+    >>> summary = xalign.summarize(store)
+    >>> summary.complete, summary.sizes, summary.stale
+    """
     root = open_root(store.location)
     steps = _steps(store)
     languages = tuple(_language(store, root, lang) for lang in store.languages)
@@ -87,18 +95,25 @@ def summarize(store: Store) -> StoreSummary:
                 else np.array([])
             )
             results[name] = {
+                "path": results_path(name),
                 "cells": int(values.size),
                 "done": int((values == "done").sum()),
                 "skipped": int(sum(str(v).startswith("skipped") for v in values)),
                 "parameters": group.attrs.get("parameters", {}),
             }
+    outputs = list_outputs(store.location)
+    analyses: dict[str, list[str]] = {}
+    for output in outputs:
+        if output.kind != "probe":
+            analyses.setdefault(output.kind, []).append(output.name)
     return StoreSummary(
         schema_version=store.schema_version,
         sizes=sizes,
         steps=steps,
         languages=languages,
         results=results,
-        analyses={kind: names for kind in KINDS if (names := analysis_names(store.location, kind))},
+        analyses=analyses,
+        stale=tuple(output.path for output in outputs if output.stale),
         provenance=store.provenance,
         bytes_stored=_bytes_stored(root),
     )

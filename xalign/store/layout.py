@@ -24,7 +24,9 @@ from xalign.store.schema import latest_version, load_schema
 
 __all__ = [
     "ACTIVATIONS",
+    "ANALYSES_GROUP",
     "CHUNK_ATTRS",
+    "GENERATION_ATTR",
     "LANGUAGES_GROUP",
     "PER_STEP",
     "PROVENANCE_ATTR",
@@ -45,6 +47,9 @@ SCHEMA_ATTR = "xalign_schema"
 PROVENANCE_ATTR = "provenance"
 LANGUAGES_GROUP = "languages"
 RESULTS_GROUP = "results"
+ANALYSES_GROUP = "analyses"
+GENERATION_ATTR = "generation"
+"""Root attr: how many times the store grew; each output records the value it was made at."""
 
 WORD_LABELS = (
     dims.LANGUAGE,

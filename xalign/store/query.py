@@ -45,6 +45,12 @@ def select(
     ------
     KeyError
         If a label name is not a coordinate of ``ds``.
+
+    Examples
+    --------
+    >>> plural_nouns = xalign.select(store.dataset("fr"), step=600, layer=2, split="train",
+    ...                              where={"Number": "Plur", "upos": "NOUN"})
+    >>> plural_nouns.hidden.mean("word").compute()
     """
     indexers: dict[str, object] = {}
     if step is not None:

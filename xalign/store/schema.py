@@ -307,7 +307,13 @@ class StoreSchema:
 
 
 def latest_version() -> int:
-    """The newest schema version this xalign can read and write."""
+    """The newest schema version this xalign can read and write.
+
+    Examples
+    --------
+    >>> xalign.latest_version()
+    2
+    """
     return max(available_versions())
 
 
@@ -319,6 +325,10 @@ def load_schema(version: int | None = None) -> StoreSchema:
     ------
     StoreVersionError
         If this xalign does not ship that version.
+
+    Examples
+    --------
+    >>> [group.path for group in xalign.load_schema().groups][:3]
     """
     known = available_versions()
     version = latest_version() if version is None else version

@@ -15,7 +15,7 @@ import zarr
 
 from xalign import dims
 from xalign.errors import StoreValidationError
-from xalign.store import views
+from xalign.store import outputs, views
 from xalign.store.integrity import corrupt_chunk_error
 from xalign.store.layout import LANGUAGES_GROUP, PROVENANCE_ATTR, language_group
 from xalign.store.location import StoreLocation, describe_location
@@ -46,6 +46,11 @@ def open_store(location: StoreLocation, *, validate: bool = True) -> Store:
         If the store is not an xalign store, or was written by a newer xalign.
     StoreValidationError
         If it departs from its schema; the error lists every violation.
+
+    Examples
+    --------
+    >>> store = xalign.open_store("runs/demo/toy.zarr")
+    >>> store.dataset("fr").hidden.sel(step=600, layer=2)
     """
     root = open_root(location)
     version = schema_version(root, location)
@@ -66,6 +71,12 @@ class Store:
 
     Pickles by location (the tree is reopened on the other side), which is what Dask needs
     to ship a store to its workers. A memory store pickles with its contents.
+
+    Examples
+    --------
+    >>> store = xalign.open_store("runs/demo/toy.zarr")
+    >>> store.languages, store.steps, store.layers, store.n_neurons
+    >>> store.activations("fr", step=600, layer=2, where={"Number": "Plur"}).mean("word").compute()
     """
 
     location: StoreLocation
@@ -101,54 +112,112 @@ class Store:
 
     @property
     def tree(self) -> xr.DataTree:
-        """The whole store as a DataTree, data variables as Dask arrays."""
+        """The whole store as a DataTree, data variables as Dask arrays.
+
+        Examples
+        --------
+        >>> store.tree["languages/fr"].dataset.hidden
+        """
         return self._raw.map_over_datasets(_lazy)
 
     @property
     def languages(self) -> tuple[str, ...]:
-        """Language codes, in store order."""
+        """Language codes, in store order.
+
+        Examples
+        --------
+        >>> store.languages
+        ('en', 'es', 'fr')
+        """
         if LANGUAGES_GROUP not in self._raw.children:
             return ()
         return tuple(self._raw[LANGUAGES_GROUP].children)
 
     @property
     def steps(self) -> np.ndarray:
-        """Step numbers of the checkpoints."""
+        """Step numbers of the checkpoints.
+
+        Examples
+        --------
+        >>> store.steps.tolist()
+        [0, 300, 600]
+        """
         return np.asarray(self._raw[dims.STEP])
 
     @property
     def layers(self) -> np.ndarray:
-        """Hidden-state indices kept."""
+        """Hidden-state indices kept (0 = the embeddings).
+
+        Examples
+        --------
+        >>> store.layers.tolist()
+        [0, 1, 2]
+        """
         return np.asarray(self._raw[dims.LAYER])
 
     @property
     def revisions(self) -> dict[int, str]:
-        """Step number -> the revision or path it was loaded from."""
+        """Step number -> the revision or path it was loaded from.
+
+        Examples
+        --------
+        >>> store.revisions[1000]
+        'global_step1000'
+        """
         return dict(zip(self.steps.tolist(), np.asarray(self._raw[dims.REVISION]).tolist(), strict=True))
 
     @property
     def fingerprints(self) -> dict[int, str]:
-        """Step number -> hash of the checkpoint's weights."""
+        """Step number -> hash of the checkpoint's weights (equal hashes: duplicate checkpoints).
+
+        Examples
+        --------
+        >>> len(set(store.fingerprints.values())) == len(store.steps)
+        True
+        """
         return dict(zip(self.steps.tolist(), np.asarray(self._raw[dims.FINGERPRINT]).tolist(), strict=True))
 
     @property
     def provenance(self) -> dict[str, Any]:
-        """How the store was made (model, tokenizer, pooling, dtype, data hashes ...)."""
+        """How the store was made (model, tokenizer, pooling, dtype, data hashes ...).
+
+        Examples
+        --------
+        >>> store.provenance["pooling"]
+        'mean'
+        """
         return dict(self._raw.attrs[PROVENANCE_ATTR])
 
     @property
     def n_neurons(self) -> int:
-        """Width of the hidden states (the size of ``neuron``); 0 for a store without languages."""
+        """Width of the hidden states (the size of ``neuron``); 0 for a store without languages.
+
+        Examples
+        --------
+        >>> store.n_neurons
+        1024
+        """
         for language in self.languages:
             return int(self._node(language)[dims.HIDDEN].sizes[dims.NEURON])
         return 0
 
     def attributes(self, language: str) -> tuple[str, ...]:
-        """Attribute label coordinates of ``language``."""
+        """Attribute label coordinates of ``language``.
+
+        Examples
+        --------
+        >>> store.attributes("fr")
+        ('Gender', 'Number', 'Person', 'Tense', 'upos')
+        """
         return tuple(self._node(language).attrs["attributes"])
 
     def dataset(self, language: str) -> xr.Dataset:
-        """The lazy Dataset of one language, with the root's per-step coordinates."""
+        """The lazy Dataset of one language, with the root's per-step coordinates.
+
+        Examples
+        --------
+        >>> store.dataset("fr").heldout_loss.to_pandas()
+        """
         ds = _lazy(self._node(language).to_dataset(inherit=True))
         per_step = self._raw.to_dataset(inherit=False).coords
         return ds.assign_coords(
@@ -197,6 +266,33 @@ class Store:
         """
         return views.parallel(self, vector, languages)
 
+    def results(self, name: str = "probe") -> xr.Dataset:
+        """The probing run ``results/<name>``, lazily (its attrs: ``parameters``, ``stale``).
+
+        Examples
+        --------
+        >>> store.results("probe")["test_mi"].sel(rank=9).mean("attribute").plot(col="layer")
+        """
+        return outputs.open_output_dataset(self.location, outputs.results_path(name))
+
+    def analysis(self, kind: str, name: str) -> xr.Dataset:
+        """The stored analysis ``analyses/<kind>/<name>``, lazily (its attrs: ``parameters``, ``stale``).
+
+        Examples
+        --------
+        >>> store.analysis("overlap", "probe")["overlap"].sel(step=1000, layer=1, attribute="Number").plot()
+        """
+        return outputs.open_output_dataset(self.location, outputs.analysis_path(kind, name))
+
+    def outputs(self) -> list[outputs.OutputInfo]:
+        """Every stored probing run and analysis, each with whether the store grew since it was made.
+
+        Examples
+        --------
+        >>> [o.path for o in store.outputs() if o.stale]
+        """
+        return outputs.list_outputs(self.location)
+
     def activations(
         self,
         language: str,
@@ -226,6 +322,11 @@ class Store:
             If a chunk of the slab fails its checksum or does not decode: names the array,
             each damaged chunk and its file (``context`` says what was being done), where
             zarr's own error names neither.
+
+        Examples
+        --------
+        >>> store.slab("fr", step=600, layer=2).shape      # (word, neuron), float16
+        (11812, 128)
         """
         at = {dims.STEP: self._position(self.steps, step, dims.STEP)}
         at[dims.LAYER] = self._position(self.layers, layer, dims.LAYER)

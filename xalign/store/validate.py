@@ -81,6 +81,11 @@ def find_violations(location: StoreLocation, *, schema: StoreSchema | None = Non
     ------
     StoreNotFoundError, StoreVersionError
         If there is no store, or it follows no schema this xalign knows.
+
+    Examples
+    --------
+    >>> for violation in xalign.find_violations("runs/demo/toy.zarr"):
+    ...     print(violation)
     """
     root = open_root(location)
     schema = schema or load_schema(schema_version(root, location))

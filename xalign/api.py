@@ -1,0 +1,395 @@
+"""The public API: a store in, a lazy ``xr.Dataset`` out; :func:`persist` stores any of them.
+
+Every analysis is a function of a :class:`~xalign.store.store.Store` (or its location) that
+returns a lazy Dataset whose attrs say which analysis made it (``kind``) and how
+(``parameters``). Nothing is read or computed until the caller computes, on the active
+``distributed.Client`` if there is one, like any Dask collection. :func:`persist` writes a
+result into the store; the command line is a thin shell over these functions.
+
+Examples
+--------
+>>> import xalign
+>>> from distributed import Client
+>>> client = Client(n_workers=2, threads_per_worker=1)      # yours; xalign starts none
+>>> store = xalign.open_store("runs/toy.zarr")
+>>> grid = xalign.probe(store, probe="gaussian", k=10, layers=[2])   # lazy
+>>> grid["test_mi"].sel(rank=9).mean("attribute").compute()
+>>> xalign.persist(grid, store, name="probe")               # resumable, on the client
+>>> pairs = xalign.overlap(store, probe="probe", k=10)
+>>> pairs["overlap"].sel(step=1000, layer=2, attribute="Number").plot()
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from xalign import dims
+from xalign.analysis import correlation as _correlation
+from xalign.analysis import health as _health
+from xalign.analysis import overlap as _overlap
+from xalign.analysis import similarity as _similarity
+from xalign.analysis.engine import JobReport, lazy_result, run_job
+from xalign.analysis.probing import ProbeParams, check_selection_size, probe_job
+from xalign.analysis.registry import ANALYSES, kind_of, open_stored
+from xalign.analysis.sources import TransferSource, choose_source, load_transfer
+from xalign.analysis.transfer import PAIR_DIMS, TransferParams, transfer_job
+from xalign.analysis.transfer_scores import read_transfer_scores
+from xalign.store.location import StoreLocation
+from xalign.store.outputs import ResultsError, open_output_dataset, write_output
+from xalign.store.store import Store, open_store
+
+__all__ = [
+    "Persisted",
+    "correlate",
+    "health",
+    "import_transfer_scores",
+    "open_store",
+    "overlap",
+    "persist",
+    "probe",
+    "similarity",
+    "transfer",
+]
+
+
+def _opened(store: Store | StoreLocation) -> Store:
+    return store if isinstance(store, Store) else open_store(store)
+
+
+def _made(result: xr.Dataset, kind: str, parameters: dict[str, Any]) -> xr.Dataset:
+    result.attrs = {**result.attrs, "kind": kind, "parameters": parameters}
+    return result
+
+
+def _excluded(store: Store, exclude_flagged: bool) -> list[int]:
+    return _health.flagged_steps(_health.checkpoint_health(store)) if exclude_flagged else []
+
+
+def _mask_steps(ds: xr.Dataset, steps: Sequence[int]) -> xr.Dataset:
+    """NaN at ``steps`` in every float variable that runs along step."""
+    if not steps:
+        return ds
+    keep = xr.DataArray(~np.isin(ds[dims.STEP].values, np.asarray(steps)), dims=(dims.STEP,))
+    return ds.assign(
+        {
+            name: var.where(keep)
+            for name, var in ds.data_vars.items()
+            if dims.STEP in var.dims and np.issubdtype(var.dtype, np.floating)
+        }
+    )
+
+
+def probe(
+    store: Store | StoreLocation,
+    params: ProbeParams | None = None,
+    *,
+    steps: Sequence[int] | None = None,
+    layers: Sequence[int] | None = None,
+    languages: Sequence[str] | None = None,
+    attributes: Sequence[str] | None = None,
+    **settings: Any,
+) -> xr.Dataset:
+    """Greedy neuron selection for every selected (step, layer, language, attribute) cell, lazily.
+
+    ``params``, or ``settings`` (the fields of :class:`~xalign.analysis.probing.ProbeParams`:
+    ``probe`` (a probe object or name), ``k``, ``criterion``, ``min_count``, ``min_values``).
+    One task per (step, layer, language) slab.
+
+    Examples
+    --------
+    >>> from xalign.analysis.latent import LatentProbe
+    >>> grid = xalign.probe(store, probe=LatentProbe(max_epochs=5000, patience=50), k=20, layers=[12])
+    >>> grid["test_mi"].sel(rank=19).to_dataframe()
+    """
+    params = _params(ProbeParams, params, settings)
+    return lazy_result(
+        probe_job(
+            _opened(store), params, steps=steps, layers=layers, languages=languages, attributes=attributes
+        )
+    )
+
+
+def _params(cls: Any, params: Any, settings: dict[str, Any]) -> Any:
+    if params is not None and settings:
+        raise TypeError(f"give params or settings ({', '.join(settings)}), not both")
+    return params if params is not None else cls(**settings)
+
+
+def transfer(
+    store: Store | StoreLocation,
+    params: TransferParams | None = None,
+    *,
+    steps: Sequence[int] | None = None,
+    layers: Sequence[int] | None = None,
+    languages: Sequence[str] | None = None,
+    exclude_flagged: bool = False,
+    **settings: Any,
+) -> xr.Dataset:
+    """Probe transfer between every pair of languages, lazily: one task per (step, layer) slab.
+
+    A shrinkage LDA of each attribute is trained on a source language's train words and
+    tested on each target's test words. It reads the same hidden states as the overlap, so it
+    is not an independent test of it. ``settings``: the fields of
+    :class:`~xalign.analysis.transfer.TransferParams`. With ``exclude_flagged``, flagged
+    checkpoints are left out (their steps are not in the result).
+
+    Examples
+    --------
+    >>> acc = xalign.transfer(store, layers=[2])["accuracy"]
+    >>> acc.sel(attribute="Number", language="en").plot(x="step", hue="language_other")
+    """
+    params = _params(TransferParams, params, settings)
+    opened = _opened(store)
+    excluded = _excluded(opened, exclude_flagged)
+    if excluded:
+        steps = [s for s in (opened.steps.tolist() if steps is None else steps) if s not in excluded]
+    job = transfer_job(opened, params, steps=steps, layers=layers, languages=languages)
+    result = lazy_result(job)
+    result.attrs["parameters"] = {**job.parameters, "excluded_steps": excluded}
+    return result
+
+
+def overlap(
+    store: Store | StoreLocation,
+    *,
+    probe: str = "probe",
+    k: int | None = None,
+    exclude_flagged: bool = False,
+) -> xr.Dataset:
+    """Overlap of the top-k neuron sets of the stored probing run ``results/<probe>``, lazily.
+
+    For every (step, layer, attribute) and language pair: the shared neurons, the overlap
+    coefficient and Jaccard index, and the exact hypergeometric p-value against random sets
+    (Holm-corrected over pairs). ``k`` defaults to the run's selection size.
+
+    Examples
+    --------
+    >>> pairs = xalign.overlap(store, k=10)
+    >>> pairs["overlap"].sel(step=1000, layer=2, attribute="Number").plot()
+    """
+    opened = _opened(store)
+    results = open_stored(opened, "probe", probe)
+    n_neurons = opened.n_neurons
+    # Ranks past the neuron count (a selection asked for more neurons than there are) hold no neuron.
+    selection = min(int(results.sizes[dims.RANK]), n_neurons)
+    k = selection if k is None else k
+    try:
+        check_selection_size(k, n_neurons=n_neurons, selection=selection)
+    except ValueError as exc:
+        raise ResultsError(str(exc)) from None
+    excluded = _excluded(opened, exclude_flagged)
+    pairs = _overlap.overlap(results["selected_neuron"], k=k, n_neurons=n_neurons).transpose(*PAIR_DIMS)
+    parameters = {
+        "probe": probe,
+        "k": k,
+        "n_neurons": n_neurons,
+        "chance": k / n_neurons,
+        "excluded_steps": excluded,
+    }
+    return _made(_mask_steps(pairs, excluded), "overlap", parameters)
+
+
+def similarity(
+    store: Store | StoreLocation, *, reference: str | None = None, exclude_flagged: bool = False
+) -> xr.Dataset:
+    """Cosine similarity of parallel sentences between ``reference`` and every language, lazily.
+
+    ``reference`` defaults to English where the store has it, else its first language.
+
+    Examples
+    --------
+    >>> xalign.similarity(store)["mean_cosine"].sel(layer=2).plot(x="step", hue="language")
+    """
+    opened = _opened(store)
+    reference, _ = choose_source(opened.languages, reference, what="reference")
+    excluded = _excluded(opened, exclude_flagged)
+    result = _mask_steps(_similarity.parallel_similarity(opened, reference=reference), excluded)
+    return _made(result, "similarity", {"reference": reference, "excluded_steps": excluded})
+
+
+def health(
+    store: Store | StoreLocation, *, loss_tolerance: float = _health.DEFAULT_LOSS_TOLERANCE
+) -> xr.Dataset:
+    """Per checkpoint: duplicate weights and anomalous held-out loss, and whether it is flagged.
+
+    Examples
+    --------
+    >>> h = xalign.health(store).compute()
+    >>> h.step[h.flagged].values
+    """
+    return _health.checkpoint_health(_opened(store), loss_tolerance=loss_tolerance)
+
+
+def import_transfer_scores(
+    store: Store | StoreLocation, path: Path | str, *, model: str | None = None, exclude_flagged: bool = False
+) -> xr.Dataset:
+    """Transfer scores from a CSV or JSON file (one row per step or revision, language and task).
+
+    Every row is checked against the store's revisions and languages.
+
+    Examples
+    --------
+    >>> scores = xalign.import_transfer_scores(store, "xnli.csv", model="bloom-560m")
+    >>> xalign.persist(scores, store, name="xnli")
+    """
+    opened = _opened(store)
+    path = Path(path)
+    excluded = _excluded(opened, exclude_flagged)
+    scores = read_transfer_scores(path, steps=opened.revisions, languages=opened.languages, model=model)
+    parameters = {
+        "file": str(path),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "model": model or "",
+        "excluded_steps": excluded,
+    }
+    return _made(_mask_steps(scores.to_dataset(name="score"), excluded), "transfer_scores", parameters)
+
+
+def correlate(
+    store: Store | StoreLocation,
+    *,
+    overlap: str = "probe",
+    transfer: TransferSource | str = "linear",
+    source: str | None = None,
+    exclude_flagged: bool = False,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Correlation of the stored overlap with a stored transfer over (step, language) cells, per layer.
+
+    ``transfer`` names built-in transfer (``analyses/transfer/<name>``) or, as a
+    :class:`~xalign.analysis.sources.TransferSource` with a task, imported scores. ``source``
+    defaults to English where the overlap has it, else its first language.
+
+    Examples
+    --------
+    >>> xalign.correlate(store, transfer=TransferSource(name="xnli", task="xnli"))["r"].to_pandas()
+    """
+    opened = _opened(store)
+    transfer = TransferSource(name=transfer) if isinstance(transfer, str) else transfer
+    pairs = open_stored(opened, "overlap", overlap)
+    source, _ = choose_source([str(v) for v in pairs[dims.LANGUAGE].values], source)
+    excluded = _excluded(opened, exclude_flagged)
+    cells = _correlation.transfer_cells(pairs, load_transfer(opened, transfer), source=source)
+    result = _correlation.correlate_cells(
+        cells, exclude_steps=excluded, n_boot=n_boot, confidence=confidence, seed=seed
+    )
+    parameters = {
+        "overlap": overlap,
+        "transfer": transfer.describe(),
+        "source": source,
+        "n_boot": n_boot,
+        "confidence": confidence,
+        "seed": seed,
+        "excluded_steps": excluded,
+    }
+    return _made(result, "correlation", parameters)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Persisted:
+    """What :func:`persist` did, and the stored output, opened lazily.
+
+    Examples
+    --------
+    >>> done = xalign.persist(xalign.overlap(store), store)
+    >>> done.path, done.written, done.result.attrs["parameters"]["chance"]
+    """
+
+    kind: str
+    name: str
+    path: str
+    written: bool
+    """False when the same output, not stale, was already stored (nothing was computed)."""
+    result: xr.Dataset
+    report: JobReport | None = None
+    """For an analysis run slab by slab: the slabs run and what each reported."""
+
+    @property
+    def excluded(self) -> tuple[int, ...]:
+        """Steps left out as flagged."""
+        return tuple(self.result.attrs.get("parameters", {}).get("excluded_steps", ()))
+
+
+def persist(
+    result: xr.Dataset,
+    store: Store | StoreLocation,
+    name: str | None = None,
+    *,
+    overwrite: bool = False,
+    client: Any = None,
+    scheduler: str | None = None,
+    on_slab: Callable[[dict[str, int]], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+) -> Persisted:
+    """Store a result of this module into ``store`` (``results/<name>`` or ``analyses/<kind>/<name>``).
+
+    A result computed slab by slab (probing, transfer) is not computed here as one graph: its
+    slabs are run by the engine (:func:`~xalign.analysis.engine.run_job`), each writing its own
+    chunks, so a rerun resumes and does only what is missing; ``client``/``scheduler`` say
+    where (default: the active ``distributed.Client``, else Dask's default scheduler). Others
+    are computed and written whole. The same output with the same parameters is reused
+    unless the store grew since; other parameters are refused unless ``overwrite``.
+
+    Examples
+    --------
+    >>> xalign.persist(xalign.probe(store, probe="gaussian", k=10), store, name="probe")
+    >>> xalign.persist(xalign.overlap(store), store)      # analyses/overlap/probe
+    >>> store.analysis("overlap", "probe")
+
+    Raises
+    ------
+    ResultsError
+        If the result was not made by xalign, or the output exists with other parameters.
+    """
+    kind = kind_of(result)
+    opened = _opened(store)
+    name = name or _default_name(kind.name, result)
+    path = kind.path(name)
+    if kind.slab_job is not None:
+        job = kind.slab_job(opened, result)
+        report = run_job(
+            job,
+            path,
+            client=client,
+            scheduler=scheduler,
+            overwrite=overwrite,
+            on_slab=on_slab,
+            on_plan=on_plan,
+        )
+        return Persisted(
+            kind=kind.name,
+            name=name,
+            path=path,
+            written=report.slabs_run > 0,
+            result=open_output_dataset(opened.location, path),
+            report=report,
+        )
+    written = write_output(opened.location, path, result, overwrite=overwrite, follows_store=kind.from_store)
+    return Persisted(
+        kind=kind.name,
+        name=name,
+        path=path,
+        written=written,
+        result=open_output_dataset(opened.location, path),
+    )
+
+
+def _default_name(kind: str, result: xr.Dataset) -> str:
+    parameters = result.attrs.get("parameters", {})
+    if kind == "overlap":
+        return str(parameters["probe"])
+    if kind == "correlation":
+        transfer = str(parameters["transfer"]).split("/", 1)[1].replace(":", "-")
+        return f"{parameters['overlap']}-{transfer}"
+    if kind == "transfer_scores":
+        return Path(str(parameters["file"])).stem
+    return ANALYSES[kind].default_name
