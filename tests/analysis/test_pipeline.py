@@ -162,3 +162,33 @@ def test_imported_scores_correlate_with_overlap(analysed: Path, tmp_path: Path) 
     assert ds["n_cells"].values.tolist() == [6, 6]
     assert (ds["r"].sel(statistic="pearson") > 0.5).all()
     assert ds.attrs["parameters"]["transfer"] == "transfer_scores/xnli:xnli"
+
+
+def test_what_the_cli_stored_equals_the_lazy_results_of_the_api(analysed: Path) -> None:
+    """Every command is a thin call of the API: its stored result is the lazy one, computed."""
+    import xalign
+
+    _run("overlap", str(analysed))
+    _run("transfer", str(analysed), "--attribute", "Number")
+    _run("similarity", str(analysed))
+    _run("correlate", str(analysed), "--n-boot", "200", "--name", "api")
+    store = xalign.open_store(str(analysed))
+    lazy = {
+        ("overlap", "probe"): xalign.overlap(store),
+        ("transfer", "linear"): xalign.transfer(store, attributes=["Number"]),
+        ("similarity", "parallel"): xalign.similarity(store),
+        ("correlation", "api"): xalign.correlate(store, n_boot=200),
+    }
+    for (kind, name), result in lazy.items():
+        stored = store.analysis(kind, name).compute()
+        computed = result.compute()
+        assert stored.attrs["parameters"] == computed.attrs["parameters"], kind
+        assert sorted(stored.data_vars) == sorted(computed.data_vars), kind
+        for variable in computed.data_vars:
+            np.testing.assert_array_equal(
+                stored[variable].values, computed[variable].values, err_msg=f"{kind}: {variable}"
+            )
+    probed = store.results("probe").compute()
+    again = xalign.probe(store, probe="gaussian", k=2, attributes=["Number"]).compute()
+    for variable in again.data_vars:
+        np.testing.assert_array_equal(probed[variable].values, again[variable].values, err_msg=variable)
