@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from xalign import dims
+from xalign.analysis.gate import describe_gate_parameters
 from xalign.analysis.sources import describe_choice
 from xalign.analysis.transfer import TransferParams
 from xalign.cli.options import dataclass_options
@@ -43,17 +44,43 @@ def _stored(outcome: Any) -> str:
 @STORE
 @click.option("--probe", default="probe", show_default=True, help="Probing results to use: results/PROBE.")
 @click.option("--k", type=click.IntRange(min=1), help="Top-k set size (default: the selection size).")
+@click.option(
+    "--gate/--no-gate",
+    default=True,
+    show_default=True,
+    help="Use only the cells whose probe beats its permutation null (see xalign probe --n-permutations).",
+)
+@click.option(
+    "--gate-alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True
+)
+@click.option(
+    "--gate-method",
+    type=click.Choice(["bh", "holm"]),
+    default="bh",
+    show_default=True,
+    help="Correction over every probed cell: Benjamini-Hochberg (false discovery rate) or Holm.",
+)
 @click.option("--name", help="Analysis group: analyses/overlap/NAME (default: PROBE).")
 @EXCLUDE_FLAGGED
 @OVERWRITE
 def overlap(
-    store: str, probe: str, k: int | None, name: str | None, exclude_flagged: bool, overwrite: bool
+    store: str,
+    probe: str,
+    k: int | None,
+    gate: bool,
+    gate_alpha: float,
+    gate_method: str,
+    name: str | None,
+    exclude_flagged: bool,
+    overwrite: bool,
 ) -> None:
     """Overlap of the neurons chosen for each attribute across languages, against chance.
 
     For every (step, layer, attribute) and language pair: overlap coefficient |A∩B|/k and
     Jaccard of the top-k sets, the exact hypergeometric p-value of that many shared neurons
-    between random sets, Holm-corrected over the pairs. Prints the mean per step and layer.
+    between random sets, Holm-corrected over the pairs. By default a cell takes part only if
+    its probe beats its permutation null (the probe quality gate). Prints the mean per step
+    and layer.
 
     \b
     Example:
@@ -63,8 +90,17 @@ def overlap(
     from xalign.analysis.overlap import summarize
 
     opened = xalign.open_store(store)
-    lazy = xalign.overlap(opened, probe=probe, k=k, exclude_flagged=exclude_flagged)
+    lazy = xalign.overlap(
+        opened,
+        probe=probe,
+        k=k,
+        exclude_flagged=exclude_flagged,
+        gated=gate,
+        gate_alpha=gate_alpha,
+        gate_method=gate_method,
+    )
     outcome = xalign.persist(lazy, opened, name, overwrite=overwrite)
+    click.echo(describe_gate_parameters(outcome.result.attrs["parameters"]["gate"]))
     chance = float(outcome.result.attrs["parameters"]["chance"])
     click.echo(f"mean overlap over language pairs and attributes (chance k/d = {chance:.3f}):")
     click.echo(render_overlap(summarize(outcome.result).compute()))

@@ -36,6 +36,7 @@ from xalign.analysis import health as _health
 from xalign.analysis import overlap as _overlap
 from xalign.analysis import similarity as _similarity
 from xalign.analysis.engine import JobReport, lazy_result, run_job
+from xalign.analysis.gate import CorrectionMethod, gate
 from xalign.analysis.probing import ProbeParams, check_selection_size, probe_job
 from xalign.analysis.registry import ANALYSES, kind_of, open_stored
 from xalign.analysis.sources import TransferSource, choose_source, load_transfer
@@ -162,17 +163,25 @@ def overlap(
     probe: str = "probe",
     k: int | None = None,
     exclude_flagged: bool = False,
+    gated: bool = True,
+    gate_alpha: float = 0.05,
+    gate_method: CorrectionMethod = "bh",
 ) -> xr.Dataset:
     """Overlap of the top-k neuron sets of the stored probing run ``results/<probe>``, lazily.
 
     For every (step, layer, attribute) and language pair: the shared neurons, the overlap
     coefficient and Jaccard index, and the exact hypergeometric p-value against random sets
-    (Holm-corrected over pairs). ``k`` defaults to the run's selection size.
+    (Holm-corrected over pairs). ``k`` defaults to the run's selection size. By default only
+    cells whose probe beats its permutation null (:mod:`xalign.analysis.gate`, corrected over
+    every probed cell by ``gate_method`` at ``gate_alpha``) take part: a pair with a cell that
+    failed is NaN. ``passed`` (per cell) and ``n_passed`` (languages per step, layer,
+    attribute) say which did; ``gated=False`` uses every probed cell.
 
     Examples
     --------
     >>> pairs = xalign.overlap(store, k=10)
     >>> pairs["overlap"].sel(step=1000, layer=2, attribute="Number").plot()
+    >>> pairs["n_passed"].sel(attribute="Number").to_pandas()
     """
     opened = _opened(store)
     results = open_stored(opened, "probe", probe)
@@ -185,13 +194,27 @@ def overlap(
     except ValueError as exc:
         raise ResultsError(str(exc)) from None
     excluded = _excluded(opened, exclude_flagged)
-    pairs = _overlap.overlap(results["selected_neuron"], k=k, n_neurons=n_neurons).transpose(*PAIR_DIMS)
+    passed = gate(results, alpha=gate_alpha, method=gate_method)
+    applied = gated and bool(passed.attrs["available"])
+    selected = results["selected_neuron"]
+    if applied:
+        selected = selected.where(passed, -1)
+    pairs = _overlap.overlap(selected, k=k, n_neurons=n_neurons).transpose(*PAIR_DIMS)
+    pairs = pairs.assign(passed=passed.astype(bool), n_passed=passed.sum(dims.LANGUAGE).astype(np.int64))
     parameters = {
         "probe": probe,
         "k": k,
         "n_neurons": n_neurons,
         "chance": k / n_neurons,
         "excluded_steps": excluded,
+        "gate": {
+            "applied": applied,
+            "available": bool(passed.attrs["available"]),
+            "alpha": gate_alpha,
+            "method": gate_method,
+            "family": int(passed.attrs["family"]),
+            "passed": int(passed.sum()),
+        },
     }
     return _made(_mask_steps(pairs, excluded), "overlap", parameters)
 

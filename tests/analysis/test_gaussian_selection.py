@@ -97,8 +97,61 @@ def test_planted_neurons_come_first_with_high_mi_and_noise_gives_none() -> None:
     result = select_neurons(probe, (X[1000:1250], y[1000:1250]), (X[1250:], y[1250:]), k=5, n_values=3)
     assert set(result.neurons[:2].tolist()) == {4, 13}
     assert result.test["mi"][1] > 0.5
-    assert result.test["accuracy"][1] > 0.8
+    assert result.test["accuracy"][1] > 0.75  # the Bayes-optimal accuracy here is about 0.81
     noise = np.random.default_rng(1).standard_normal((1500, 20))
     probe = GaussianProbe().fit(noise[:1000], y[:1000])
     none = select_neurons(probe, (noise[1000:1250], y[1000:1250]), (noise[1250:], y[1250:]), k=3, n_values=3)
     assert abs(none.test["mi"][0]) < 0.05
+
+
+def test_oas_shrinkage_equals_scikit_learns() -> None:
+    from sklearn.covariance import oas
+
+    from xalign.analysis.gaussian import oas_shrunk
+
+    rng = np.random.default_rng(3)
+    for n, d in ((40, 30), (300, 12), (5, 50)):
+        X = rng.standard_normal((n, d)) @ rng.standard_normal((d, d))
+        expected, weight = oas(X, assume_centered=True)
+        got, got_weight = oas_shrunk(X.T @ X, n)
+        np.testing.assert_allclose(got, expected, atol=1e-12)
+        assert got_weight == pytest.approx(weight)
+
+
+def test_the_niw_map_estimate_is_the_papers_code() -> None:
+    """Σ_π = (S_π + diag(S_π)/n_π) / (n_π + 2d + 4), the data-dependent prior of trainer/map.py."""
+    X, y = planted(n=90, d=12)
+    probe = GaussianProbe(covariance="niw-map").fit(X, y, n_classes=3)
+    for v in range(3):
+        Xv = X[y == v]
+        n, d = Xv.shape
+        scatter = (Xv - Xv.mean(axis=0)).T @ (Xv - Xv.mean(axis=0))
+        expected = (scatter + np.diag(np.diag(scatter)) / n) / (n + 2 * d + 4)
+        np.testing.assert_allclose(probe.covariances_[v], expected, atol=1e-10)
+
+
+@pytest.mark.parametrize("covariance", ["tied", "per-value", "niw-map"])
+def test_batched_scoring_is_exact_for_every_covariance(covariance: str) -> None:
+    X, y = planted(n=300, d=10)
+    probe = GaussianProbe(covariance=covariance).fit(X, y)
+    batched = probe.log_proba_candidates(X, [2, 5], np.array([0, 1, 3, 9]))
+    looped = np.stack([probe.log_proba(X, [2, 5, d]) for d in (0, 1, 3, 9)])
+    np.testing.assert_allclose(batched, looped, atol=1e-9)
+
+
+def test_with_fewer_words_per_value_than_neurons_the_tied_probe_stays_calibrated() -> None:
+    """The case the old default failed: n_v < d. Held-out MI with all neurons must stay near the
+    truth (positive here), where per-value covariances give large negative MI."""
+    rng = np.random.default_rng(5)
+    d, n_train, n_test = 96, 120, 2000
+    y = rng.integers(0, 2, n_train + n_test)
+    X = rng.standard_normal((len(y), d))
+    X[:, :4] += 1.2 * (2 * y[:, None] - 1)
+    everything = np.arange(d)
+    mi = {}
+    for covariance in ("tied", "per-value"):
+        probe = GaussianProbe(covariance=covariance).fit(X[:n_train], y[:n_train], n_classes=2)
+        log_p = probe.log_proba(X[n_train:], everything)
+        mi[covariance] = float(normalised_mi(log_p, y[n_train:], entropy_bits(y[n_train:], 2)))
+    assert mi["tied"] > 0.3
+    assert mi["per-value"] < 0

@@ -135,14 +135,14 @@ def test_probe_objects_carry_every_hyperparameter_to_the_cells_and_the_results(s
     from xalign.analysis.gaussian import GaussianProbe
 
     probe = GaussianProbe(prior_strength=7.5)
-    assert clone(probe).get_params() == {"prior_strength": 7.5}
+    assert clone(probe).get_params() == {"covariance": "tied", "prior_strength": 7.5}
     params = ProbeParams(probe=probe, k=2)
     assert params.make_probe() is not probe
     assert params.make_probe().prior_strength == 7.5
     run_probe_grid(store_dir, params=params, steps=[0], layers=[0], languages=["en"])
     stored = open_store(store_dir).results("probe").attrs["parameters"]
     assert stored["probe"] == "gaussian"
-    assert stored["probe_params"] == {"prior_strength": 7.5}
+    assert stored["probe_params"] == {"covariance": "tied", "prior_strength": 7.5}
     assert ProbeParams.from_dict(stored).to_dict() == stored
     weaker = ProbeParams(probe=GaussianProbe(prior_strength=0.5), k=2)
     with pytest.raises(ResultsError, match="prior_strength"):

@@ -73,6 +73,9 @@ def make_probe(probe: str | Any, **params: Any) -> Probe:
             f"it has {', '.join(sorted(made.get_params(deep=False)))}"
         )
     made.set_params(**params)
+    check = getattr(made, "check_params", None)
+    if callable(check):
+        check()
     return made
 
 

@@ -17,6 +17,7 @@ import xarray as xr
 from xalign import dims
 from xalign.analysis.cells import CellData, CellFilters, kept_values_of, split_cells
 from xalign.analysis.engine import JobReport, SlabJob, lazy_result, run_job, select_values
+from xalign.analysis.gate import cell_seed, permutation_test
 from xalign.analysis.probes import Probe, clone_probe, describe_probe, make_probe
 from xalign.analysis.selection import METRICS, select_neurons
 from xalign.store.location import StoreLocation
@@ -44,9 +45,13 @@ CELL_VARIABLES = (
     "n_dev",
     "n_test",
     "n_dropped",
+    "gate_p",
+    "gate_null_mi",
 )
 """Per-cell results: metrics with every neuron, and word counts (``n_dropped``: words with a
-kept value left out because no subword encodes them)."""
+kept value left out because no subword encodes them; ``gate_p``: the permutation p-value of the
+test MI of the k selected neurons, and ``gate_null_mi`` its mean under the null, see
+:mod:`xalign.analysis.gate`)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -78,6 +83,15 @@ class ProbeParams(CellFilters):
         },
     )
     k: int = field(default=50, metadata={"help": "Neurons to select.", "min": 1})
+    n_permutations: int = field(
+        default=1000,
+        metadata={
+            "help": "Permutations of the test labels for each cell's quality gate (its p-value's "
+            "resolution is 1/(N+1)); 0: no gate.",
+            "min": 0,
+        },
+    )
+    gate_seed: int = field(default=0, metadata={"help": "Seed of the gate's permutations."})
 
     def __post_init__(self) -> None:
         CellFilters.__post_init__(self)
@@ -86,6 +100,8 @@ class ProbeParams(CellFilters):
             raise ValueError(f"criterion must be one of {', '.join(METRICS)}, got {self.criterion!r}")
         if self.k < 1:
             raise ValueError(f"k must be positive, got {self.k}")
+        if self.n_permutations < 0:
+            raise ValueError(f"n_permutations must be >= 0, got {self.n_permutations}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able parameters: the probe's name and hyperparameters, and the grid's own.
@@ -100,6 +116,8 @@ class ProbeParams(CellFilters):
             "k": self.k,
             "min_count": self.min_count,
             "min_values": self.min_values,
+            "n_permutations": self.n_permutations,
+            "gate_seed": self.gate_seed,
         }
 
     @classmethod
@@ -111,6 +129,8 @@ class ProbeParams(CellFilters):
             k=int(parameters["k"]),
             min_count=int(parameters["min_count"]),
             min_values=int(parameters["min_values"]),
+            n_permutations=int(parameters.get("n_permutations", 0)),
+            gate_seed=int(parameters.get("gate_seed", 0)),
         )
 
     def make_probe(self) -> Probe:
@@ -166,7 +186,8 @@ def probe_slab(
                 f"skipped: fewer than {params.min_values} values with {params.min_count}+ words in each split"
             )
         else:
-            _probe_cell(cells[attribute], params, out, i)
+            rng = np.random.default_rng(cell_seed(params.gate_seed, step, layer, language, attribute))
+            _probe_cell(cells[attribute], params, out, i, rng)
     return out
 
 
@@ -184,7 +205,9 @@ def _empty(n_attributes: int, k: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _probe_cell(cell: CellData, params: ProbeParams, out: dict[str, np.ndarray], i: int) -> None:
+def _probe_cell(
+    cell: CellData, params: ProbeParams, out: dict[str, np.ndarray], i: int, rng: np.random.Generator
+) -> None:
     probe = params.make_probe().fit(*cell.train, n_classes=len(cell.values))
     selection = select_neurons(
         probe, cell.dev, cell.test, k=params.k, criterion=params.criterion, n_values=len(cell.values)
@@ -204,6 +227,15 @@ def _probe_cell(cell: CellData, params: ProbeParams, out: dict[str, np.ndarray],
         len(cell.test[1]),
         cell.dropped,
     )
+    if params.n_permutations:
+        X_test, y_test = cell.test
+        _, out["gate_p"][i], out["gate_null_mi"][i] = permutation_test(
+            probe.log_proba(X_test, selection.neurons),
+            y_test,
+            len(cell.values),
+            n_permutations=params.n_permutations,
+            rng=rng,
+        )
     out["status"][i] = "done"
 
 
