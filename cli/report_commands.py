@@ -10,6 +10,13 @@ from xalign.data import PUD_LANGUAGES
 
 __all__ = ["demo", "report"]
 
+HEADLINE_LAYER = click.option(
+    "--layer",
+    type=int,
+    help="The layer the headline and scatter plots report (a hidden-state index: 0 is the embeddings). "
+    "Default: the middle stored layer, fixed before looking at any result.",
+)
+
 
 @click.command()
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
@@ -33,6 +40,7 @@ __all__ = ["demo", "report"]
     is_flag=True,
     help="Leave flagged checkpoints out of the correlations (always marked).",
 )
+@HEADLINE_LAYER
 def report(
     store: str,
     out: Path,
@@ -40,6 +48,7 @@ def report(
     similarity_name: str | None,
     source: str | None,
     exclude_flagged: bool,
+    layer: int | None,
 ) -> None:
     """Plot what STORE holds and write OUT/index.html, which opens in a browser with no server.
 
@@ -60,6 +69,7 @@ def report(
         similarity_name=similarity_name,
         source=source,
         exclude_flagged=exclude_flagged,
+        layer=layer,
     )
     paths = write_report(data, out)
     for note in data.notes:
@@ -95,6 +105,7 @@ def _steps(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     help="Embedded PUD language (repeatable; the source is en if chosen, else the first). Default: all 8.",
 )
 @click.option("--k", type=click.IntRange(min=1), default=10, show_default=True, help="Neurons per top-k set.")
+@HEADLINE_LAYER
 @click.option(
     "--scheduler", default="threads", show_default=True, help="threads, processes, sync or local:N."
 )
@@ -105,6 +116,7 @@ def demo(
     layers: int,
     languages: tuple[str, ...],
     k: int,
+    layer: int | None,
     scheduler: str,
 ) -> None:
     """The whole study on the embedded data, into OUT (default runs/demo).
@@ -128,7 +140,7 @@ def demo(
     from xalign.demo import DemoConfig, run_demo
     from xalign.parallel import LOCAL_SCHEDULERS
 
-    chosen: dict[str, Any] = {"hidden_size": hidden_size, "n_layer": layers, "k": k}
+    chosen: dict[str, Any] = {"hidden_size": hidden_size, "n_layer": layers, "k": k, "layer": layer}
     if steps:
         chosen["steps"] = steps
     if languages:

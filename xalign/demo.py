@@ -20,7 +20,7 @@ import numpy as np
 from xalign import dims
 from xalign.data import PUD_LANGUAGES
 
-__all__ = ["DemoConfig", "DemoOutcome", "run_demo"]
+__all__ = ["DemoConfig", "DemoOutcome", "headline_lines", "run_demo"]
 
 Echo = Callable[[str], None]
 
@@ -37,6 +37,8 @@ class DemoConfig:
     """Neurons per top-k set (of ``hidden_size``)."""
     source: str = "en"
     """The language transfer and similarity start from."""
+    layer: int | None = None
+    """The layer the headline reports; None: the middle stored layer (fixed before looking)."""
     scheduler: str | None = "threads"
     """A local Dask scheduler (threads, processes, sync); None: the active client or Dask's default."""
 
@@ -73,8 +75,9 @@ def run_demo(
     """
     from xalign import api
     from xalign.analysis.overlap import summarize
+    from xalign.analysis.sources import headline_layer
     from xalign.report import write_report
-    from xalign.report.collect import aligned_layer, collect_report
+    from xalign.report.collect import collect_report
 
     out.mkdir(parents=True, exist_ok=True)
     toy, store = out / "toy", out / "toy.zarr"
@@ -133,23 +136,32 @@ def run_demo(
     _reused(api.persist(api.similarity(opened, reference=config.source), opened), echo)
 
     echo("[7/7] writing the report")
-    data = collect_report(store, source=config.source)
+    data = collect_report(store, source=config.source, layer=config.layer)
     paths = write_report(data, out / "report")
     report = paths[-1]
 
     summary = summarize(overlap.result).sortby(dims.STEP).compute()
     flagged = [int(s) for s in data.health[dims.STEP].values[np.asarray(data.health["flagged"].values)]]
-    layer = aligned_layer(summary, flagged)
+    layer, how = headline_layer(summary[dims.LAYER].values.tolist(), config.layer)
     first, last = summary.isel({dims.STEP: 0}), summary.isel({dims.STEP: -1})
+    at_last = last.sel({dims.LAYER: layer})
     chance = float(overlap.result.attrs["parameters"]["chance"])
+    gate = overlap.result.attrs["parameters"]["gate"]
+    passed = overlap.result["n_passed"].sel({dims.LAYER: layer}).sortby(dims.STEP).isel({dims.STEP: -1})
     stats = correlation.result.sel({dims.LAYER: layer}).compute()
     headline: dict[str, Any] = {
         "chance": chance,
         "layer": layer,
+        "layer_choice": how,
         "first_step": int(first[dims.STEP]),
         "last_step": int(last[dims.STEP]),
         "overlap_first": float(first["mean_overlap"].sel({dims.LAYER: layer})),
-        "overlap_last": float(last["mean_overlap"].sel({dims.LAYER: layer})),
+        "overlap_last": float(at_last["mean_overlap"]),
+        "pairs_last": int(at_last["n_pairs"]),
+        "significant_last": float(at_last["significant"]),
+        "cells_passed_last": int(passed.sum()),
+        "cells_probed_last": int(overlap.result.sizes[dims.LANGUAGE] * overlap.result.sizes[dims.ATTRIBUTE]),
+        "gate": gate,
         "pearson_r": float(stats["r"].sel({dims.STATISTIC: "pearson"})),
         "pearson_ci": (
             float(stats["ci_low"].sel({dims.STATISTIC: "pearson"})),
@@ -159,20 +171,60 @@ def run_demo(
         "flagged": flagged,
     }
     echo("")
-    echo(
-        f"mean overlap of the top-{config.k} neuron sets across language pairs, layer {layer}: "
-        f"{headline['overlap_first']:.3f} at step {headline['first_step']} -> "
-        f"{headline['overlap_last']:.3f} at step {headline['last_step']} "
-        f"(chance {chance:.3f}, {headline['overlap_last'] / chance:.1f}x chance)"
-    )
-    low, high = headline["pearson_ci"]
-    echo(
-        f"overlap vs transfer from {config.source}, layer {layer}: Pearson r = {headline['pearson_r']:.2f} "
-        f"[{low:.2f}, {high:.2f}] over {headline['n_cells']} (step, language) cells"
-    )
+    for line in headline_lines(headline, k=config.k, source=config.source):
+        echo(line)
     echo(f"flagged checkpoints: {flagged or 'none'}")
     echo(f"report: {report}  (open it in a browser)")
     return DemoOutcome(store=store, report=report, headline=headline)
+
+
+def headline_lines(headline: dict[str, Any], *, k: int, source: str) -> list[str]:
+    """The demo's findings in words, with their baselines, at the layer fixed before looking.
+
+    Alignment is claimed only when some language pairs share more top-k neurons than chance
+    after Holm's correction, among cells whose probe beat its permutation null; otherwise the
+    line says there is no evidence of it.
+    """
+    layer, last = headline["layer"], headline["last_step"]
+    where = f"layer {layer} ({headline['layer_choice']})"
+    lines = [
+        f"probe quality gate at step {last}, {where}: {headline['cells_passed_last']} of "
+        f"{headline['cells_probed_last']} (language, attribute) cells beat their permutation null "
+        f"({headline['gate']['method'].upper()}, alpha {headline['gate']['alpha']})"
+    ]
+    pairs, share = headline["pairs_last"], headline["significant_last"]
+    chance = headline["chance"]
+    if pairs == 0:
+        lines.append(
+            f"no evidence of alignment at step {last}: no language pair has two cells that passed the gate"
+        )
+    elif not share > 0:
+        lines.append(
+            f"no evidence of alignment at step {last}: none of the {pairs} (pair, attribute) cells shares "
+            f"more top-{k} neurons than chance after Holm (mean overlap {headline['overlap_last']:.3f}, "
+            f"chance {chance:.3f})"
+        )
+    else:
+        lines.append(
+            f"evidence of alignment at step {last}: {share:.0%} of {pairs} (pair, attribute) cells share "
+            f"more top-{k} neurons than chance after Holm; mean overlap of the top-{k} neuron sets "
+            f"{headline['overlap_first']:.3f} at step {headline['first_step']} -> "
+            f"{headline['overlap_last']:.3f} at step {last} (chance {chance:.3f}, "
+            f"{headline['overlap_last'] / chance:.1f}x chance)"
+        )
+    low, high = headline["pearson_ci"]
+    if headline["n_cells"] >= 3 and np.isfinite(headline["pearson_r"]):
+        lines.append(
+            f"overlap vs probe transfer from {source}, {where}: Pearson r = {headline['pearson_r']:.2f} "
+            f"[{low:.2f}, {high:.2f}] over {headline['n_cells']} (step, language) cells; probe transfer "
+            "reads the same hidden states as the overlap, so this is not an independent test"
+        )
+    else:
+        lines.append(
+            f"overlap vs probe transfer from {source}, {where}: too few cells ({headline['n_cells']}) "
+            "passed the gate for a correlation"
+        )
+    return lines
 
 
 def _reused(outcome: Any, echo: Echo) -> None:

@@ -1,9 +1,13 @@
-"""Which language an analysis starts from, and which transfer a correlation reads.
+"""Which language an analysis starts from, which transfer a correlation reads, and which layer a
+headline reports.
 
 Transfer and similarity start from one language (the source, the reference): English where
 the store has it, as in the reference, else the first language; :func:`describe_choice` says
 which in one line. A correlation reads built-in transfer (``analyses/transfer/<name>``) or
 one task of imported scores (``analyses/transfer_scores/<name>``): a :class:`TransferSource`.
+A headline (the demo's, the report's scatter plots) reads one layer fixed before looking at any
+result: the one asked for, else the middle stored layer (:func:`headline_layer`), never the
+layer that happens to look best.
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ from xalign.analysis.registry import open_stored
 from xalign.store.outputs import ResultsError
 from xalign.store.store import Store
 
-__all__ = ["PREFERRED_SOURCE", "TransferSource", "choose_source", "describe_choice", "load_transfer"]
+__all__ = [
+    "PREFERRED_SOURCE",
+    "TransferSource",
+    "choose_source",
+    "describe_choice",
+    "headline_layer",
+    "load_transfer",
+]
 
 
 PREFERRED_SOURCE = "en"
@@ -78,3 +89,33 @@ def load_transfer(store: Store, source: TransferSource) -> xr.DataArray:
             f"transfer_scores/{source.name} has no task {source.task!r}; it has {', '.join(tasks)}"
         )
     return scores.sel({dims.TASK: source.task}, drop=True)
+
+
+def headline_layer(layers: Sequence[int], layer: int | None = None) -> tuple[int, str]:
+    """The layer a headline reports, fixed before looking, and how it was chosen.
+
+    ``layer`` if given (it must be stored); otherwise the middle stored layer,
+    ``layers[len(layers) // 2]`` (hidden-state index: layer 0 is the embeddings; the paper's
+    layer L is index L - 1 there). Middle layers are where multilingual models are most often
+    reported to align; the rule depends on the store's layers alone, never on a result.
+
+    Examples
+    --------
+    >>> headline_layer([0, 1, 2, 3, 4])
+    (2, 'the middle stored layer, fixed before looking; choose another with --layer')
+
+    Raises
+    ------
+    ResultsError
+        If ``layer`` is not stored, or there are no layers.
+    """
+    layers = [int(v) for v in layers]
+    if not layers:
+        raise ResultsError("no layers to report")
+    if layer is not None:
+        if layer not in layers:
+            raise ResultsError(f"layer {layer} is not stored; the store has {', '.join(map(str, layers))}")
+        return layer, "as asked"
+    return layers[
+        len(layers) // 2
+    ], "the middle stored layer, fixed before looking; choose another with --layer"

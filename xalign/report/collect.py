@@ -9,9 +9,16 @@ import xarray as xr
 
 from xalign import dims
 from xalign.analysis.correlation import transfer_cells
+from xalign.analysis.gate import describe_gate_parameters
 from xalign.analysis.health import checkpoint_health, flagged_steps
 from xalign.analysis.overlap import summarize
-from xalign.analysis.sources import PREFERRED_SOURCE, TransferSource, choose_source, load_transfer
+from xalign.analysis.sources import (
+    PREFERRED_SOURCE,
+    TransferSource,
+    choose_source,
+    headline_layer,
+    load_transfer,
+)
 from xalign.analysis.stats import correlate
 from xalign.report import CorrelationView, ReportData
 from xalign.store.layout import ANALYSES_GROUP
@@ -19,7 +26,7 @@ from xalign.store.location import StoreLocation, describe_location
 from xalign.store.outputs import analysis_path, open_output_dataset, output_names
 from xalign.store.store import open_store
 
-__all__ = ["aligned_layer", "collect_report"]
+__all__ = ["collect_report"]
 
 
 def collect_report(
@@ -30,12 +37,14 @@ def collect_report(
     source: str | None = None,
     exclude_flagged: bool = False,
     n_boot: int = 2000,
+    layer: int | None = None,
 ) -> ReportData:
     """The data of a report on the store at ``location``.
 
     Uses the named overlap and similarity analyses, or the first stored ones, and pairs the
     overlap with every stored transfer (built-in, and each task of imported scores) at the
-    most aligned layer (see :func:`aligned_layer`). Flagged checkpoints are always marked;
+    layer given, else the middle stored layer (:func:`~xalign.analysis.sources.headline_layer`:
+    fixed before looking, never the layer that looks best). Flagged checkpoints are always marked;
     with ``exclude_flagged`` they are also left out of the correlations. Without ``source``,
     the source language of a stored correlation (``xalign correlate``) is used, else as
     :func:`~xalign.analysis.sources.choose_source` says; a note says which.
@@ -55,12 +64,17 @@ def collect_report(
     correlations: list[CorrelationView] = []
     if overlap is not None:
         overlap = overlap.compute()
+        gate = overlap.attrs.get("parameters", {}).get("gate")
+        if gate:
+            notes.append(describe_gate_parameters(gate).capitalize() + ".")
+        if not np.isfinite(np.asarray(overlap["overlap"].values, dtype=np.float64)).any():
+            notes.append(
+                "No overlap to plot: no language pair has two cells whose probes passed the gate "
+                "(no evidence that the probes found these attributes)."
+            )
         summary = summarize(overlap).compute()
-        layer = aligned_layer(summary, flagged)
-        notes.append(
-            f"Scatter plots use layer {layer}: the layer with the highest mean overlap at the last "
-            "unflagged checkpoint."
-        )
+        layer, how = headline_layer([int(v) for v in overlap[dims.LAYER].values], layer)
+        notes.append(f"Scatter plots use layer {layer}: {how}.")
         languages = [str(v) for v in overlap[dims.LANGUAGE].values]
         source, how = _source(location, languages, source)
         notes.append(f"Correlations start from {source} ({how}).")
@@ -95,21 +109,6 @@ def collect_report(
         correlations=correlations,
         notes=notes,
     )
-
-
-def aligned_layer(summary: xr.Dataset, flagged: list[int]) -> int:
-    """The layer with the highest mean overlap at the last checkpoint not flagged.
-
-    Chosen from the overlap alone, never from how well it correlates, so that the choice
-    cannot inflate a correlation.
-    """
-    ordered = summary.sortby(dims.STEP)
-    healthy = [int(s) for s in ordered[dims.STEP].values if int(s) not in flagged]
-    at = ordered["mean_overlap"].sel({dims.STEP: healthy[-1] if healthy else int(ordered[dims.STEP][-1])})
-    values = np.asarray(at.values, dtype=np.float64)
-    if not np.isfinite(values).any():
-        return int(at[dims.LAYER].values[-1])
-    return int(at[dims.LAYER].values[int(np.nanargmax(values))])
 
 
 def _source(location: StoreLocation, languages: list[str], source: str | None) -> tuple[str, str]:

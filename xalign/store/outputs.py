@@ -33,7 +33,7 @@ from xalign.errors import XalignError
 from xalign.store.layout import ANALYSES_GROUP, GENERATION_ATTR, RESULTS_GROUP
 from xalign.store.location import StoreLocation
 from xalign.store.nodes import child_array
-from xalign.store.strings import plain_strings
+from xalign.store.strings import plain_strings, storable_strings
 from xalign.store.write import consolidate
 
 __all__ = [
@@ -219,6 +219,7 @@ def prepare_output(
         }
         for var in template.data_vars
     }
+    template = storable_strings(template)
     template.attrs = {**template.attrs, GENERATION_ATTR: store_generation(location)}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata")
@@ -321,7 +322,7 @@ def write_output(
             )
         if not is_stale(location, path):
             return False
-    computed = result.compute()
+    computed = storable_strings(result.compute())
     computed.attrs = {
         **{k: v for k, v in computed.attrs.items() if k != "stale"},
         "parameters": wanted,
