@@ -36,7 +36,7 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path: Path) -> None:
     assert f"report: {page}" in first.output
     images = re.findall(r'<img[^>]+src="([^"]+)"', page.read_text())
     assert {"similarity_vs_step.png", "heldout_loss.png"} <= set(images)
-    if "no language pair has two cells that passed the gate" in first.output:
+    if "no attribute has two languages whose probes passed the gate" in first.output:
         # This tiny toy learns too little: the page says why there is no overlap plot.
         assert "No overlap to plot" in page.read_text()
     else:
@@ -72,8 +72,10 @@ def _headline(**changes: object) -> dict[str, object]:
         "last_step": 600,
         "overlap_first": 0.08,
         "overlap_last": 0.30,
-        "pairs_last": 12,
-        "significant_last": 0.5,
+        "attributes": [
+            {"attribute": "Number", "mean_overlap": 0.3, "p_value": 0.001, "p_holm": 0.002, "languages": 5},
+            {"attribute": "Gender", "mean_overlap": 0.1, "p_value": 0.4, "p_holm": 0.4, "languages": 3},
+        ],
         "cells_passed_last": 9,
         "cells_probed_last": 16,
         "gate": {"method": "bh", "alpha": 0.05},
@@ -85,22 +87,20 @@ def _headline(**changes: object) -> dict[str, object]:
     return {**headline, **changes}
 
 
-def test_the_headline_claims_alignment_only_with_significant_pairs() -> None:
+def test_the_headline_claims_alignment_only_where_the_mean_overlap_test_rejects() -> None:
     from xalign.demo import headline_lines
 
     found = headline_lines(_headline(), k=10, source="en")
     assert found[0].startswith("probe quality gate at step 600, layer 2 (as asked): 9 of 16")
-    assert found[1].startswith("evidence of alignment at step 600: 50% of 12 (pair, attribute) cells")
-    assert "3.8x chance" in found[1]
+    assert found[1].startswith("evidence of alignment at step 600: the mean overlap of the top-10 sets")
+    assert "in 1 of 2 attributes" in found[1]
+    assert "Number 0.300 (3.8x chance, 5 languages, Holm p 0.002)" in found[1]
+    assert "Gender" not in found[1]
     assert "not an independent test" in found[2]
-    none = headline_lines(_headline(significant_last=0.0), k=10, source="en")
-    assert none[1].startswith("no evidence of alignment at step 600: none of the 12")
+    weak = [{**a, "p_holm": 0.2} for a in _headline()["attributes"]]  # type: ignore[attr-defined]
+    none = headline_lines(_headline(attributes=weak), k=10, source="en")
+    assert none[1].startswith("no evidence of alignment at step 600: in none of the 2 attributes")
     assert "x chance" not in none[1]
-    empty = headline_lines(
-        _headline(pairs_last=0, significant_last=float("nan"), n_cells=1), k=10, source="en"
-    )
-    assert (
-        empty[1]
-        == "no evidence of alignment at step 600: no language pair has two cells that passed the gate"
-    )
+    empty = headline_lines(_headline(attributes=[], n_cells=1), k=10, source="en")
+    assert empty[1].startswith("no evidence of alignment at step 600: no attribute has two languages")
     assert "too few cells (1) passed the gate" in empty[2]

@@ -37,6 +37,7 @@ from xalign.analysis import overlap as _overlap
 from xalign.analysis import similarity as _similarity
 from xalign.analysis.engine import JobReport, lazy_result, run_job
 from xalign.analysis.gate import CorrectionMethod, gate
+from xalign.analysis.mean_overlap import mean_overlap_test
 from xalign.analysis.probing import ProbeParams, check_selection_size, probe_job
 from xalign.analysis.registry import ANALYSES, kind_of, open_stored
 from xalign.analysis.sources import TransferSource, choose_source, load_transfer
@@ -166,6 +167,8 @@ def overlap(
     gated: bool = True,
     gate_alpha: float = 0.05,
     gate_method: CorrectionMethod = "bh",
+    n_permutations: int = 1000,
+    seed: int = 0,
 ) -> xr.Dataset:
     """Overlap of the top-k neuron sets of the stored probing run ``results/<probe>``, lazily.
 
@@ -175,7 +178,10 @@ def overlap(
     cells whose probe beats its permutation null (:mod:`xalign.analysis.gate`, corrected over
     every probed cell by ``gate_method`` at ``gate_alpha``) take part: a pair with a cell that
     failed is NaN. ``passed`` (per cell) and ``n_passed`` (languages per step, layer,
-    attribute) say which did; ``gated=False`` uses every probed cell.
+    attribute) say which did; ``gated=False`` uses every probed cell. Per (step, layer,
+    attribute), ``mean_overlap`` over the pairs and its ``mean_p``: the permutation test of
+    :mod:`xalign.analysis.mean_overlap` (``n_permutations`` draws), which respects that the
+    pairs share their languages' sets.
 
     Examples
     --------
@@ -201,12 +207,18 @@ def overlap(
         selected = selected.where(passed, -1)
     pairs = _overlap.overlap(selected, k=k, n_neurons=n_neurons).transpose(*PAIR_DIMS)
     pairs = pairs.assign(passed=passed.astype(bool), n_passed=passed.sum(dims.LANGUAGE).astype(np.int64))
+    pairs.attrs.update(k=k, n_neurons=n_neurons)
+    tested = mean_overlap_test(pairs, n_permutations=n_permutations, seed=seed)
+    pairs = pairs.assign(
+        mean_overlap=tested["mean_overlap"], mean_p=tested["p_value"], n_languages=tested["n_languages"]
+    )
     parameters = {
         "probe": probe,
         "k": k,
         "n_neurons": n_neurons,
         "chance": k / n_neurons,
         "excluded_steps": excluded,
+        "mean_test": {"n_permutations": n_permutations, "seed": seed},
         "gate": {
             "applied": applied,
             "available": bool(passed.attrs["available"]),

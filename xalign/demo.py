@@ -76,6 +76,7 @@ def run_demo(
     from xalign import api
     from xalign.analysis.overlap import summarize
     from xalign.analysis.sources import headline_layer
+    from xalign.analysis.stats import holm
     from xalign.report import write_report
     from xalign.report.collect import collect_report
 
@@ -149,6 +150,23 @@ def run_demo(
     gate = overlap.result.attrs["parameters"]["gate"]
     passed = overlap.result["n_passed"].sel({dims.LAYER: layer}).sortby(dims.STEP).isel({dims.STEP: -1})
     stats = correlation.result.sel({dims.LAYER: layer}).compute()
+    tested = overlap.result[["mean_overlap", "mean_p", "n_languages"]].sel({dims.LAYER: layer})
+    tested = tested.sortby(dims.STEP).isel({dims.STEP: -1}).compute()
+    p_values = np.asarray(tested["mean_p"].values, dtype=np.float64)
+    finite = np.isfinite(p_values)
+    adjusted = np.full(p_values.shape, np.nan)
+    adjusted[finite] = holm(p_values[finite]) if finite.any() else adjusted[finite]
+    attributes = [
+        {
+            "attribute": str(attribute),
+            "mean_overlap": float(tested["mean_overlap"].values[i]),
+            "p_value": float(p_values[i]),
+            "p_holm": float(adjusted[i]),
+            "languages": int(tested["n_languages"].values[i]),
+        }
+        for i, attribute in enumerate(tested[dims.ATTRIBUTE].values)
+        if finite[i]
+    ]
     headline: dict[str, Any] = {
         "chance": chance,
         "layer": layer,
@@ -157,8 +175,7 @@ def run_demo(
         "last_step": int(last[dims.STEP]),
         "overlap_first": float(first["mean_overlap"].sel({dims.LAYER: layer})),
         "overlap_last": float(at_last["mean_overlap"]),
-        "pairs_last": int(at_last["n_pairs"]),
-        "significant_last": float(at_last["significant"]),
+        "attributes": attributes,
         "cells_passed_last": int(passed.sum()),
         "cells_probed_last": int(overlap.result.sizes[dims.LANGUAGE] * overlap.result.sizes[dims.ATTRIBUTE]),
         "gate": gate,
@@ -178,12 +195,17 @@ def run_demo(
     return DemoOutcome(store=store, report=report, headline=headline)
 
 
+ALPHA = 0.05
+"""The level of the demo's claims."""
+
+
 def headline_lines(headline: dict[str, Any], *, k: int, source: str) -> list[str]:
     """The demo's findings in words, with their baselines, at the layer fixed before looking.
 
-    Alignment is claimed only when some language pairs share more top-k neurons than chance
-    after Holm's correction, among cells whose probe beat its permutation null; otherwise the
-    line says there is no evidence of it.
+    Alignment is claimed only for attributes whose mean overlap over language pairs is above
+    chance by the permutation test that respects the pairs' dependence
+    (:mod:`xalign.analysis.mean_overlap`), after Holm's correction over the attributes, among
+    cells whose probe beat its permutation null; otherwise the line says there is no evidence.
     """
     layer, last = headline["layer"], headline["last_step"]
     where = f"layer {layer} ({headline['layer_choice']})"
@@ -192,25 +214,30 @@ def headline_lines(headline: dict[str, Any], *, k: int, source: str) -> list[str
         f"{headline['cells_probed_last']} (language, attribute) cells beat their permutation null "
         f"({headline['gate']['method'].upper()}, alpha {headline['gate']['alpha']})"
     ]
-    pairs, share = headline["pairs_last"], headline["significant_last"]
     chance = headline["chance"]
-    if pairs == 0:
+    tested = headline["attributes"]
+    significant = [a for a in tested if a["p_holm"] <= ALPHA]
+    if not tested:
         lines.append(
-            f"no evidence of alignment at step {last}: no language pair has two cells that passed the gate"
+            f"no evidence of alignment at step {last}: no attribute has two languages whose probes "
+            "passed the gate"
         )
-    elif not share > 0:
+    elif not significant:
         lines.append(
-            f"no evidence of alignment at step {last}: none of the {pairs} (pair, attribute) cells shares "
-            f"more top-{k} neurons than chance after Holm (mean overlap {headline['overlap_last']:.3f}, "
-            f"chance {chance:.3f})"
+            f"no evidence of alignment at step {last}: in none of the {len(tested)} attributes tested is "
+            f"the mean overlap of the top-{k} sets over language pairs above chance ({chance:.3f}) "
+            "(permutation test of the mean over pairs, Holm over attributes)"
         )
     else:
+        found = ", ".join(
+            f"{a['attribute']} {a['mean_overlap']:.3f} ({a['mean_overlap'] / chance:.1f}x chance, "
+            f"{a['languages']} languages, Holm p {a['p_holm']:.3g})"
+            for a in significant
+        )
         lines.append(
-            f"evidence of alignment at step {last}: {share:.0%} of {pairs} (pair, attribute) cells share "
-            f"more top-{k} neurons than chance after Holm; mean overlap of the top-{k} neuron sets "
-            f"{headline['overlap_first']:.3f} at step {headline['first_step']} -> "
-            f"{headline['overlap_last']:.3f} at step {last} (chance {chance:.3f}, "
-            f"{headline['overlap_last'] / chance:.1f}x chance)"
+            f"evidence of alignment at step {last}: the mean overlap of the top-{k} sets over language "
+            f"pairs is above chance ({chance:.3f}) in {len(significant)} of {len(tested)} attributes "
+            f"(permutation test of the mean over pairs, Holm over attributes): {found}"
         )
     low, high = headline["pearson_ci"]
     if headline["n_cells"] >= 3 and np.isfinite(headline["pearson_r"]):
