@@ -181,7 +181,11 @@ def overlap(
     attribute) say which did; ``gated=False`` uses every probed cell. Per (step, layer,
     attribute), ``mean_overlap`` over the pairs and its ``mean_p``: the permutation test of
     :mod:`xalign.analysis.mean_overlap` (``n_permutations`` draws), which respects that the
-    pairs share their languages' sets.
+    pairs share their languages' sets. Where the probing run measured each cell's
+    reproducibility (``self_overlap``, from selections on resampled training words), the
+    noise ceiling: ``ceiling`` per pair (the geometric mean of the two languages'),
+    ``mean_ceiling`` and ``fraction_of_ceiling`` = (mean overlap - chance) / (mean ceiling -
+    chance) per (step, layer, attribute).
 
     Examples
     --------
@@ -212,6 +216,8 @@ def overlap(
     pairs = pairs.assign(
         mean_overlap=tested["mean_overlap"], mean_p=tested["p_value"], n_languages=tested["n_languages"]
     )
+    if "self_overlap" in results:
+        pairs = pairs.assign(_ceiling(pairs, results["self_overlap"], k / n_neurons))
     parameters = {
         "probe": probe,
         "k": k,
@@ -229,6 +235,21 @@ def overlap(
         },
     }
     return _made(_mask_steps(pairs, excluded), "overlap", parameters)
+
+
+def _ceiling(pairs: xr.Dataset, self_overlap: xr.DataArray, chance: float) -> dict[str, xr.DataArray]:
+    """The noise ceiling of each pair (the geometric mean of the two languages' reproducibility),
+    its mean over the pairs the overlap averages, and the overlap as a fraction of the
+    chance-to-ceiling range."""
+    mine = self_overlap.where(pairs["overlap"].notnull().any(dims.LANGUAGE_OTHER))
+    theirs = mine.rename({dims.LANGUAGE: dims.LANGUAGE_OTHER})
+    ceiling = ((mine * theirs) ** 0.5).where(pairs["overlap"].notnull()).transpose(*PAIR_DIMS)
+    mean_ceiling = _overlap.pair_mean(xr.Dataset({"overlap": ceiling}).assign_attrs(pairs.attrs))
+    return {
+        "ceiling": ceiling,
+        "mean_ceiling": mean_ceiling.rename(None),
+        "fraction_of_ceiling": (pairs["mean_overlap"] - chance) / (mean_ceiling - chance),
+    }
 
 
 def similarity(

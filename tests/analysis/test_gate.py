@@ -107,3 +107,42 @@ def test_on_a_grid_noise_cells_fail_and_planted_cells_pass(tmp_path: object) -> 
     noise = passed.where(~((passed.step == 1000) & (passed.attribute == "Number")), False)
     assert int(noise.sum()) <= 1  # 12 noise cells under BH at 0.05
     assert np.isfinite(results["gate_p"]).all()
+
+
+def test_reproducibility_is_high_for_a_planted_set_and_gives_the_overlap_its_ceiling(
+    tmp_path: object,
+) -> None:
+    import xalign
+
+    location = str(tmp_path) + "/c.zarr"  # type: ignore[operator]
+    spec = SyntheticSpec(
+        languages=("en", "fr", "es"),
+        steps=(0, 1000),
+        layers=(0,),
+        neurons=24,
+        words=1500,
+        attributes={"Number": ("Sing", "Plur"), "Gender": ("Masc", "Fem")},
+        signals=(
+            PlantedSignal(
+                attribute="Number",
+                neurons=(3, 7, 11),
+                languages=("en", "fr", "es"),
+                strength=3.0,
+                steps=(1000,),
+            ),
+        ),
+    )
+    write_synthetic_store(location, spec)
+    store = xalign.open_store(location)
+    params = ProbeParams(probe="gaussian", k=3, n_permutations=199, n_resamples=2)
+    xalign.persist(xalign.probe(store, params), store)
+    reproducible = store.results("probe")["self_overlap"].sel(step=1000, attribute="Number").values
+    assert (reproducible == 1).all()  # the three planted neurons, again on every resample
+    pairs = xalign.overlap(store).sel(step=1000, layer=0).compute()
+    assert float(pairs["mean_ceiling"].sel(attribute="Number")) == 1.0
+    assert float(pairs["fraction_of_ceiling"].sel(attribute="Number")) == pytest.approx(1.0)
+    ceiling = pairs["ceiling"].sel(attribute="Number").values
+    assert np.isnan(np.diagonal(ceiling)).all()
+    # The ceiling of a pair is the geometric mean of its two languages' reproducibility.
+    noise = store.results("probe")["self_overlap"].sel(step=0, layer=0, attribute="Gender").values
+    assert ((noise >= 0) & (noise <= 1)).all()

@@ -33,6 +33,7 @@ __all__ = [
     "probe_grid",
     "probe_job",
     "probe_slab",
+    "reselect",
     "run_probe_grid",
     "summarize_slab",
 ]
@@ -47,11 +48,13 @@ CELL_VARIABLES = (
     "n_dropped",
     "gate_p",
     "gate_null_mi",
+    "self_overlap",
 )
 """Per-cell results: metrics with every neuron, and word counts (``n_dropped``: words with a
 kept value left out because no subword encodes them; ``gate_p``: the permutation p-value of the
 test MI of the k selected neurons, and ``gate_null_mi`` its mean under the null, see
-:mod:`xalign.analysis.gate`)."""
+:mod:`xalign.analysis.gate`; ``self_overlap``: the overlap of the k selected neurons with those
+selected again on resampled training words, the cell's reproducibility, see :func:`reselect`)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -91,7 +94,17 @@ class ProbeParams(CellFilters):
             "min": 0,
         },
     )
-    gate_seed: int = field(default=0, metadata={"help": "Seed of the gate's permutations."})
+    gate_seed: int = field(
+        default=0, metadata={"help": "Seed of the gate's permutations and of the resampled selections."}
+    )
+    n_resamples: int = field(
+        default=1,
+        metadata={
+            "help": "Selections again on bootstrap resamples of the train words (and another probe "
+            "seed), for each cell's reproducibility: the noise ceiling of overlap. 0: none.",
+            "min": 0,
+        },
+    )
 
     def __post_init__(self) -> None:
         CellFilters.__post_init__(self)
@@ -102,6 +115,8 @@ class ProbeParams(CellFilters):
             raise ValueError(f"k must be positive, got {self.k}")
         if self.n_permutations < 0:
             raise ValueError(f"n_permutations must be >= 0, got {self.n_permutations}")
+        if self.n_resamples < 0:
+            raise ValueError(f"n_resamples must be >= 0, got {self.n_resamples}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able parameters: the probe's name and hyperparameters, and the grid's own.
@@ -118,6 +133,7 @@ class ProbeParams(CellFilters):
             "min_values": self.min_values,
             "n_permutations": self.n_permutations,
             "gate_seed": self.gate_seed,
+            "n_resamples": self.n_resamples,
         }
 
     @classmethod
@@ -131,6 +147,7 @@ class ProbeParams(CellFilters):
             min_values=int(parameters["min_values"]),
             n_permutations=int(parameters.get("n_permutations", 0)),
             gate_seed=int(parameters.get("gate_seed", 0)),
+            n_resamples=int(parameters.get("n_resamples", 0)),
         )
 
     def make_probe(self) -> Probe:
@@ -236,7 +253,34 @@ def _probe_cell(
             n_permutations=params.n_permutations,
             rng=rng,
         )
+    if params.n_resamples:
+        out["self_overlap"][i] = reselect(cell, params, selection.neurons, rng)
     out["status"][i] = "done"
+
+
+def reselect(cell: CellData, params: ProbeParams, neurons: np.ndarray, rng: np.random.Generator) -> float:
+    """The mean overlap of ``neurons`` with the k neurons selected again ``params.n_resamples``
+    times, each on a bootstrap resample of the cell's train words with a fresh probe (its seed
+    moved on, for a probe that has one): how reproducible the cell's set is within its own
+    language, the ceiling for its overlap with another language's. NaN if every resample
+    misses a value."""
+    X_train, y_train = cell.train
+    found = []
+    for r in range(params.n_resamples):
+        rows = rng.integers(0, len(y_train), len(y_train))
+        probe = params.make_probe()
+        seed = probe.get_params(deep=False).get("seed")
+        if isinstance(seed, int):
+            probe.set_params(seed=seed + 1 + r)
+        try:
+            probe.fit(X_train[rows], y_train[rows], n_classes=len(cell.values))
+        except ValueError:  # a value drawn fewer than twice
+            continue
+        again = select_neurons(
+            probe, cell.dev, cell.test, k=params.k, criterion=params.criterion, n_values=len(cell.values)
+        )
+        found.append(len(set(again.neurons.tolist()) & set(neurons.tolist())) / len(neurons))
+    return float(np.mean(found)) if found else float("nan")
 
 
 def probe_job(
