@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from xalign import dims
+from xalign.analysis.correlation import CLUSTER_INTERVAL
 from xalign.analysis.gate import describe_gate_parameters
 from xalign.analysis.sources import describe_choice
 from xalign.analysis.transfer import TransferParams
@@ -248,6 +249,7 @@ def correlate(
     used = str(outcome.result.attrs["parameters"]["source"])
     click.echo(describe_choice(used, source is None))
     click.echo(render_correlation(outcome.result.compute()))
+    click.echo(f"intervals and p-values: {CLUSTER_INTERVAL}")
     click.echo(_stored(outcome))
 
 

@@ -345,6 +345,7 @@ def correlate(
         "n_boot": n_boot,
         "confidence": confidence,
         "seed": seed,
+        "interval": _correlation.CLUSTER_INTERVAL,
         "excluded_steps": excluded,
     }
     return _made(result, "correlation", parameters)

@@ -20,6 +20,8 @@ from xalign.errors import XalignError
 
 __all__ = ["CorrelationError", "correlate_cells", "transfer_cells"]
 
+CLUSTER_INTERVAL = "two-way cluster bootstrap over steps and target languages (percentile)"
+"""How a stored correlation's interval and p-value were made."""
 OVERLAP = "overlap"
 TRANSFER = "transfer"
 
@@ -83,6 +85,11 @@ def correlate_cells(
 ) -> xr.Dataset:
     """Pearson and Spearman correlation of ``overlap`` with ``transfer`` over each layer's cells.
 
+    The interval and p-value come from the two-way cluster bootstrap over steps and target
+    languages (:func:`~xalign.analysis.stats.correlate` with ``clusters``): the cells of one
+    step share the source's neuron sets, and the cells of one target are alike across steps,
+    so cells are not resampled as if independent.
+
     Returns
     -------
     xr.Dataset
@@ -97,10 +104,21 @@ def correlate_cells(
     }
     n_cells = np.zeros(len(layers), dtype=np.int64)
     for i, layer in enumerate(layers):
-        x = np.asarray(cells[OVERLAP].sel({dims.LAYER: layer}).values, dtype=np.float64).ravel()
-        y = np.asarray(cells[TRANSFER].sel({dims.LAYER: layer}).values, dtype=np.float64).ravel()
+        x_grid = cells[OVERLAP].sel({dims.LAYER: layer}).transpose(dims.STEP, dims.LANGUAGE_OTHER)
+        y_grid = cells[TRANSFER].sel({dims.LAYER: layer}).transpose(dims.STEP, dims.LANGUAGE_OTHER)
+        x = np.asarray(x_grid.values, dtype=np.float64).ravel()
+        y = np.asarray(y_grid.values, dtype=np.float64).ravel()
+        step, target = np.meshgrid(*(np.arange(n) for n in x_grid.shape), indexing="ij")
         for j, method in enumerate(METHODS):
-            result = correlate(x, y, method=method, n_boot=n_boot, confidence=confidence, seed=seed)
+            result = correlate(
+                x,
+                y,
+                method=method,
+                n_boot=n_boot,
+                confidence=confidence,
+                seed=seed,
+                clusters=(step.ravel(), target.ravel()),
+            )
             out["r"][i, j], out["p_value"][i, j] = result.r, result.p_value
             out["ci_low"][i, j], out["ci_high"][i, j] = result.ci_low, result.ci_high
             n_cells[i] = result.n
@@ -110,5 +128,5 @@ def correlate_cells(
             "n_cells": (dims.LAYER, n_cells),
         },
         coords={dims.LAYER: layers, dims.STATISTIC: np.asarray(METHODS, dtype=object)},
-        attrs={"confidence": confidence},
+        attrs={"confidence": confidence, "interval": CLUSTER_INTERVAL},
     )

@@ -166,8 +166,11 @@ def _view(
     keep = np.isfinite(x) & np.isfinite(y)
     is_flagged = np.isin(steps, flagged)
     counted = keep & ~np.isin(steps, excluded)
+    targets = np.asarray(flat[dims.LANGUAGE_OTHER].values, dtype=object).astype(str)
     stats = {
-        method: correlate(x[counted], y[counted], method=method, n_boot=n_boot)
+        method: correlate(
+            x[counted], y[counted], method=method, n_boot=n_boot, clusters=(steps[counted], targets[counted])
+        )
         for method in ("pearson", "spearman")
     }
     what = "accuracy of a linear classifier" if transfer.task is None else f"{transfer.task} score"
