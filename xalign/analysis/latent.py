@@ -121,6 +121,10 @@ class LatentProbe(BaseEstimator):  # type: ignore[misc]
         L1 and L2 penalties on the probe's weights and bias.
     restore_best
         Keep the parameters of the best held-out epoch (True) or of the last epoch.
+    elbo_entropy
+        Weigh H(q) by 1/N (N training words) instead of entropy_weight: the ELBO's own weight
+        when its data terms are averaged over words. The reference adds H(q) at weight 1 per
+        minibatch, about N times too much, which keeps every inclusion probability near 0.5.
 
     Attributes
     ----------
@@ -130,6 +134,10 @@ class LatentProbe(BaseEstimator):  # type: ignore[misc]
         Bias b (never masked).
     phi_ : (neuron,)
         Variational logits φ. ``σ(φ_d)`` is the posterior probability that neuron d is in C.
+    rho_ : (neuron,)
+        ``σ(φ)``: each neuron's fitted inclusion probability.
+    entropy_scale_ : float
+        The weight H(q) was trained with (entropy_weight, or 1/N with elbo_entropy).
     n_classes_, n_features_in_ : int
     n_epochs_ : int
         Epochs trained.
@@ -155,6 +163,7 @@ class LatentProbe(BaseEstimator):  # type: ignore[misc]
         l1_weight: float = 0.0,
         l2_weight: float = 0.0,
         restore_best: bool = True,
+        elbo_entropy: bool = False,
     ) -> None:
         self.mc_samples = mc_samples
         self.learning_rate = learning_rate
@@ -169,6 +178,7 @@ class LatentProbe(BaseEstimator):  # type: ignore[misc]
         self.l1_weight = l1_weight
         self.l2_weight = l2_weight
         self.restore_best = restore_best
+        self.elbo_entropy = elbo_entropy
 
     # ------------------------------------------------------------------ fitting
 
@@ -190,6 +200,7 @@ class LatentProbe(BaseEstimator):  # type: ignore[misc]
         X_all = torch.as_tensor(X[order], dtype=torch.float32, device=device)
         y_all = torch.as_tensor(y[order], dtype=torch.int64, device=device)
         X_train, y_train = X_all[:n_train], y_all[:n_train]
+        self.entropy_scale_ = 1.0 / n_train if self.elbo_entropy else float(self.entropy_weight)
         X_val, y_val = X_all[n_train:], y_all[n_train:]
 
         # nn.Linear's default initialisation, drawn from our generator.
@@ -230,6 +241,7 @@ class LatentProbe(BaseEstimator):  # type: ignore[misc]
         self.coef_: np.ndarray = W_fit
         self.intercept_: np.ndarray = b_fit
         self.phi_: np.ndarray = phi_fit
+        self.rho_: np.ndarray = 1.0 / (1.0 + np.exp(-phi_fit))
         self.n_classes_: int = n_classes
         self.n_features_in_: int = n_neurons
         self.n_epochs_: int = len(history)
@@ -284,7 +296,7 @@ class LatentProbe(BaseEstimator):  # type: ignore[misc]
         penalty = self.l1_weight * (W.abs().sum() + b.abs().sum()) + self.l2_weight * (
             W.square().sum() + b.square().sum()
         )
-        loss: torch.Tensor = nll.mean() + reinforce - self.entropy_weight * entropy + penalty
+        loss: torch.Tensor = nll.mean() + reinforce - self.entropy_scale_ * entropy + penalty
         return loss
 
     def _held_out_criterion(

@@ -38,8 +38,13 @@ __all__ = [
     "summarize_slab",
 ]
 
-RANK_VARIABLES = ("selected_neuron", *(f"{split}_{m}" for split in ("dev", "test") for m in METRICS))
-"""Per-rank results: the neuron chosen at each rank and the metrics with ranks 0..r."""
+RANK_VARIABLES = (
+    "selected_neuron",
+    *(f"{split}_{m}" for split in ("dev", "test") for m in METRICS),
+    "selected_rho",
+)
+"""Per-rank results: the neuron chosen at each rank, the metrics with ranks 0..r, and the chosen
+neuron's fitted inclusion probability (a latent probe's rho; NaN for other probes)."""
 CELL_VARIABLES = (
     *(f"all_{split}_{m}" for split in ("dev", "test") for m in METRICS),
     "n_train",
@@ -49,6 +54,7 @@ CELL_VARIABLES = (
     "gate_p",
     "gate_null_mi",
     "self_overlap",
+    "mean_rho",
 )
 """Per-cell results: metrics with every neuron, and word counts (``n_dropped``: words with a
 kept value left out because no subword encodes them; ``gate_p``: the permutation p-value of the
@@ -244,6 +250,10 @@ def _probe_cell(
         len(cell.test[1]),
         cell.dropped,
     )
+    rho = getattr(probe, "rho_", None)
+    if rho is not None:
+        out["selected_rho"][i, :ranks] = np.asarray(rho)[selection.neurons]
+        out["mean_rho"][i] = float(np.mean(rho))
     if params.n_permutations:
         X_test, y_test = cell.test
         _, out["gate_p"][i], out["gate_null_mi"][i] = permutation_test(
