@@ -318,3 +318,30 @@ def test_key_numbers_come_from_the_last_unflagged_step_with_data(tmp_path: Path)
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "<th>mean overlap, step 1000</th>" in page
     assert "<th>mean overlap, step 4000</th>" not in page
+
+
+def test_probe_quality_panel_svg_copies_and_version(tmp_path: Path) -> None:
+    import xalign
+
+    rng = np.random.default_rng(0)
+    shape = (2, 2, 3, 2)
+    cells = ("step", "layer", "language", "attribute")
+    null = rng.normal(-1.0, 0.3, shape)
+    passed = rng.random(shape) < 0.5
+    quality = xr.Dataset(
+        {
+            "test_mi": (cells, np.where(passed, 0.6, null + rng.normal(0, 0.05, shape))),
+            "null_mi": (cells, null),
+            "passed": (cells, passed),
+        }
+    )
+    written = write_report(_data(probe_quality=quality), tmp_path)
+    assert "probe_quality.png" in _check_images(tmp_path)
+    for path in written[:-1]:
+        assert path.with_suffix(".svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert f"xalign {xalign.__version__}" in page
+    assert 'href="probe_quality.svg"' in page
+    without = write_report(_data(), tmp_path / "none")
+    assert "probe_quality.png" not in [p.name for p in without]
+    assert "No probe quality gate in these results" in (tmp_path / "none" / "index.html").read_text()

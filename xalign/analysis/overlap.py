@@ -196,7 +196,8 @@ def summarize(ds: xr.Dataset, *, alpha: float = 0.05) -> xr.Dataset:
         Dims of ``ds`` minus LANGUAGE, LANGUAGE_OTHER and ATTRIBUTE (typically (step, layer)):
         ``mean_overlap``, ``mean_jaccard``, ``multiple_of_chance`` (mean_overlap / chance),
         ``significant`` (fraction of the finite unordered (pair, attribute) cells with
-        ``p_holm < alpha``; NaN where there are none) and ``n_pairs`` (their number). attrs
+        ``p_holm < alpha``; NaN where there are none) and ``n_pairs`` (their number); and
+        ``mean_ceiling`` (the pairs' mean noise ceiling) where ``ds`` has ``ceiling``. attrs
         those of ``ds`` plus ``alpha``.
     """
     if not 0 < alpha < 1:
@@ -211,7 +212,7 @@ def summarize(ds: xr.Dataset, *, alpha: float = 0.05) -> xr.Dataset:
     mean_jaccard, _ = _mean(ds["jaccard"].where(finite), over)
     significant = (finite & (ds["p_holm"] < alpha)).sum(over) / n_pairs.where(n_pairs > 0)
     attrs: dict[str, Any] = {**ds.attrs, "alpha": alpha}
-    return xr.Dataset(
+    out = xr.Dataset(
         {
             "mean_overlap": mean_overlap,
             "mean_jaccard": mean_jaccard,
@@ -221,6 +222,10 @@ def summarize(ds: xr.Dataset, *, alpha: float = 0.05) -> xr.Dataset:
         },
         attrs=attrs,
     )
+    if "ceiling" in ds:
+        mean_ceiling, _ = _mean(ds["ceiling"].where(pairs & finite), over)
+        out["mean_ceiling"] = mean_ceiling
+    return out
 
 
 def pair_mean(ds: xr.Dataset) -> xr.DataArray:

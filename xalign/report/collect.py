@@ -24,7 +24,7 @@ from xalign.report import CorrelationView, ReportData
 from xalign.store.layout import ANALYSES_GROUP
 from xalign.store.location import StoreLocation, describe_location
 from xalign.store.outputs import analysis_path, open_output_dataset, output_names
-from xalign.store.store import open_store
+from xalign.store.store import Store, open_store
 
 __all__ = ["collect_report"]
 
@@ -66,7 +66,8 @@ def collect_report(
         overlap = overlap.compute()
         gate = overlap.attrs.get("parameters", {}).get("gate")
         if gate:
-            notes.append(describe_gate_parameters(gate).capitalize() + ".")
+            line = describe_gate_parameters(gate)
+            notes.append(line[0].upper() + line[1:] + ".")
         if not np.isfinite(np.asarray(overlap["overlap"].values, dtype=np.float64)).any():
             notes.append(
                 "No overlap to plot: no language pair has two cells whose probes passed the gate "
@@ -96,6 +97,7 @@ def collect_report(
             notes.append(f"No correlation: the source language {source} has no overlap results.")
     else:
         notes.append("No overlap analysis in the store: run xalign probe and xalign overlap.")
+    quality = None if overlap is None else _probe_quality(store, overlap)
     similarity = _analysis(location, "similarity", similarity_name)
     if exclude_flagged and flagged:
         notes.append(f"Flagged checkpoints {flagged} are left out of the correlations.")
@@ -108,7 +110,26 @@ def collect_report(
         similarity=None if similarity is None else similarity.compute(),
         correlations=correlations,
         notes=notes,
+        probe_quality=quality,
     )
+
+
+def _probe_quality(store: Store, overlap: xr.Dataset) -> xr.Dataset | None:
+    """Test MI of each cell's k neurons, its null mean and whether it passed, for the overlap's run."""
+    parameters = overlap.attrs.get("parameters", {})
+    if "passed" not in overlap or "probe" not in parameters:
+        return None
+    results = store.results(str(parameters["probe"]))
+    if "gate_null_mi" not in results:
+        return None
+    k = int(parameters["k"])
+    return xr.Dataset(
+        {
+            "test_mi": results["test_mi"].isel({dims.RANK: k - 1}, drop=True),
+            "null_mi": results["gate_null_mi"],
+            "passed": overlap["passed"],
+        }
+    ).compute()
 
 
 def _source(location: StoreLocation, languages: list[str], source: str | None) -> tuple[str, str]:

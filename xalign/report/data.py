@@ -73,6 +73,9 @@ class ReportData:
         ``last_cosine``, ``mean_baseline``, ``last_baseline``; attrs ``reference``.
     correlations
         Overlap-vs-transfer correlations, one scatter each.
+    probe_quality
+        Per probed cell (step, layer, language, attribute): ``test_mi`` of its k selected
+        neurons, ``null_mi`` (its mean under the gate's permutation null) and ``passed``.
     notes
         Extra lines for the page (e.g. what was excluded).
     """
@@ -85,3 +88,4 @@ class ReportData:
     similarity: xr.Dataset | None
     correlations: Sequence[CorrelationView] = ()
     notes: Sequence[str] = ()
+    probe_quality: xr.Dataset | None = None

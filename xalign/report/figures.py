@@ -95,9 +95,11 @@ def _plain(text: str) -> str:
 
 
 def save(figure: Figure, path: Path) -> Path:
-    """Render ``figure`` with Agg into the PNG ``path``; returns ``path``."""
+    """Render ``figure`` with Agg into the PNG ``path``, and beside it as SVG (vector, for a paper);
+    returns ``path``."""
     FigureCanvasAgg(figure)
     figure.savefig(path, dpi=DPI, format="png", facecolor="white")
+    figure.savefig(path.with_suffix(".svg"), format="svg", facecolor="white")
     return path
 
 
@@ -251,14 +253,50 @@ def _flag_cross() -> Line2D:
 
 
 # --------------------------------------------------------------------------------------------
+# 0. Probe quality: each cell's test MI against its permutation null.
+
+
+def probe_quality(quality: xr.Dataset | None) -> Figure | None:
+    """Each probed cell's held-out test MI (its k neurons) against the mean of its permutation
+    null, cells that passed the gate in one colour and the others in grey; the diagonal is
+    "no better than its null"."""
+    if quality is None or "test_mi" not in quality:
+        return None
+    flat = quality.stack(cell=list(quality["test_mi"].dims))
+    x = np.asarray(flat["null_mi"].values, dtype=np.float64)
+    y = np.asarray(flat["test_mi"].values, dtype=np.float64)
+    passed = np.asarray(flat["passed"].values, dtype=bool)
+    keep = np.isfinite(x) & np.isfinite(y)
+    if not keep.any():
+        return None
+    figure = Figure(figsize=(6.4, 5.2), dpi=DPI, layout="constrained")
+    ax = figure.subplots()
+    for chosen, color, label in ((~passed, "0.6", "failed the gate"), (passed, "#1f77b4", "passed the gate")):
+        shown = keep & chosen
+        ax.scatter(x[shown], y[shown], s=12, color=color, alpha=0.8, label=f"{label} ({int(shown.sum())})")
+    low = float(min(x[keep].min(), y[keep].min()))
+    high = float(max(x[keep].max(), y[keep].max(), 0.0))
+    ax.plot(
+        [low, high], [low, high], color=_CHANCE_COLOR, linestyle="--", linewidth=1.1, label="test MI = null"
+    )
+    ax.axhline(0, color="0.8", linewidth=0.8)
+    ax.set_xlabel("mean test MI under the permutation null")
+    ax.set_ylabel("test MI of the k selected neurons")
+    ax.set_title("Probe quality per (step, layer, language, attribute) cell", fontsize=11)
+    ax.legend(fontsize=9, frameon=False)
+    return figure
+
+
+# --------------------------------------------------------------------------------------------
 # 1. Mean overlap vs step.
 
 
 def overlap_vs_step(summary: xr.Dataset | None, health: xr.Dataset | None = None) -> Figure | None:
     """Mean top-k overlap across language pairs vs training step, one line per layer.
 
-    A dashed line marks chance (k/d, the expected overlap of two random k-sets); a right-hand
-    axis reads the overlap as a multiple of chance. When ``summary`` has ``significant``, a
+    A dashed line marks chance (k/d, the expected overlap of two random k-sets) and dotted
+    lines each layer's noise ceiling where the probing run measured it; a right-hand axis reads
+    the overlap as a multiple of chance. When ``summary`` has ``significant``, a
     second panel shows the fraction of (pair, attribute) cells significant after Holm.
     """
     if summary is None or "mean_overlap" not in summary or summary.sizes.get(dims.STEP, 0) == 0:
@@ -284,6 +322,15 @@ def overlap_vs_step(summary: xr.Dataset | None, health: xr.Dataset | None = None
     for (label, values), color in zip(layers, colors, strict=True):
         line = _series(top, steps, values, flagged, color=color, label=label)
         handles.append(line)
+    ceiling = ordered.get("mean_ceiling")
+    if ceiling is not None and _finite(ceiling.values):
+        for (_, values), color in zip(_per_layer(ceiling), colors, strict=True):
+            top.plot(steps, values, color=color, linestyle=":", linewidth=1.2)
+        handles.append(
+            Line2D(
+                [], [], color="0.3", linestyle=":", label="noise ceiling (reproducibility within a language)"
+            )
+        )
     k = ordered.attrs.get("k")
     n_neurons = ordered.attrs.get("n_neurons")
     chance = float(ordered.attrs.get("chance", math.nan))

@@ -41,7 +41,7 @@ class _Shown:
 
 
 def write_report(data: ReportData, out: Path) -> list[Path]:
-    """Write the figures (PNG) and ``index.html`` of ``data`` into the folder ``out``.
+    """Write the figures (PNG, and an SVG beside each) and ``index.html`` of ``data`` into ``out``.
 
     Parameters
     ----------
@@ -68,6 +68,14 @@ def write_report(data: ReportData, out: Path) -> list[Path]:
         written.append(figures.save(figure, out / name))
         return _Shown(name, alt, caption, skipped)
 
+    quality = draw(
+        "probe_quality.png",
+        lambda: figures.probe_quality(data.probe_quality),
+        "Each probed cell's held-out test MI with its k selected neurons, against the mean test MI "
+        "when the test labels are permuted (the probe quality gate's null). Only cells that passed "
+        "the gate (blue) take part in the overlap.",
+        "No probe quality gate in these results (probe them again to get one).",
+    )
     loss = draw(
         "heldout_loss.png",
         lambda: figures.heldout_loss(data.health),
@@ -113,6 +121,8 @@ def write_report(data: ReportData, out: Path) -> list[Path]:
         _notes(data.notes),
         "<h2>Flagged checkpoints</h2>",
         _flag_table(data.health, flagged),
+        "<h2>Probe quality</h2>",
+        _figure(quality),
         "<h2>Neuron overlap across languages</h2>",
         _overlap_numbers(data.summary, flagged),
         _figure(trend),
@@ -229,7 +239,9 @@ def _skip(text: str) -> str:
 
 
 def _meta(data: ReportData) -> str:
-    parts = [f"Model: <code>{_e(data.model)}</code>"]
+    from xalign import __version__
+
+    parts = [f"Model: <code>{_e(data.model)}</code>", f"xalign {_e(__version__)}"]
     health = data.health
     if health is not None and health.sizes.get(dims.STEP, 0):
         steps = sorted(int(s) for s in health[dims.STEP].values)
@@ -436,7 +448,8 @@ def _figure(shown: _Shown) -> str:
         return _skip(shown.skipped)
     return (
         f'<figure><img src="{_e(shown.file)}" alt="{_e(shown.alt)}">'
-        f"<figcaption>{_e(shown.caption)}</figcaption></figure>"
+        f"<figcaption>{_e(shown.caption)} "
+        f'<a href="{_e(str(Path(shown.file).with_suffix(".svg")))}">SVG</a></figcaption></figure>'
     )
 
 
