@@ -101,7 +101,7 @@ def overlap(
         gate_method=gate_method,
     )
     outcome = xalign.persist(lazy, opened, name, overwrite=overwrite)
-    click.echo(describe_gate_parameters(outcome.result.attrs["parameters"]["gate"]))
+    click.echo(describe_gate_parameters(outcome.result.attrs["gate"]))
     chance = float(outcome.result.attrs["parameters"]["chance"])
     click.echo(f"mean overlap over language pairs and attributes (chance k/d = {chance:.3f}):")
     click.echo(render_overlap(summarize(outcome.result).compute()))

@@ -23,6 +23,7 @@ __all__ = [
 ]
 
 STALE = " (stale: the store grew since; run it again)"
+LAYER_NOTE = "  layer: hidden-state index, 0 = the embeddings (the reference's layer L is index L - 1)"
 
 
 def format_bytes(n: int) -> str:
@@ -163,8 +164,8 @@ def render_overlap(summary: xr.Dataset) -> str:
             )
     table = render_table(("step", "layer", "overlap", "x chance", "significant"), rows)
     if any(row[2] == "-" for row in rows):
-        table += "\n  -: no overlap (no attribute probed in two languages at that step and layer)"
-    return table
+        table += "\n  -: no overlap (no attribute with two languages whose cells passed the gate)"
+    return table + "\n" + LAYER_NOTE
 
 
 def render_scores(score: xr.DataArray) -> str:
@@ -200,7 +201,8 @@ def render_correlation(result: xr.Dataset) -> str:
             p_text = "-" if math.isnan(p) else f"{p:.2g}"
             row.append(f"{_fmt(float(stat['r']), 2)} [{low}, {high}] p={p_text}")
         rows.append(row)
-    return render_table(("layer", "cells", *[f"{s} r [95% CI]" for s in statistics]), rows)
+    table = render_table(("layer", "cells", *[f"{s} r [95% CI]" for s in statistics]), rows)
+    return table + "\n" + LAYER_NOTE
 
 
 def render_similarity(result: xr.Dataset, reference: str) -> str:

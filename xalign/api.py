@@ -218,6 +218,7 @@ def overlap(
     )
     if "self_overlap" in results:
         pairs = pairs.assign(_ceiling(pairs, results["self_overlap"], k / n_neurons))
+    asked = {"applied": applied, "alpha": gate_alpha, "method": gate_method}
     parameters = {
         "probe": probe,
         "k": k,
@@ -225,16 +226,17 @@ def overlap(
         "chance": k / n_neurons,
         "excluded_steps": excluded,
         "mean_test": {"n_permutations": n_permutations, "seed": seed},
-        "gate": {
-            "applied": applied,
-            "available": bool(passed.attrs["available"]),
-            "alpha": gate_alpha,
-            "method": gate_method,
-            "family": int(passed.attrs["family"]),
-            "passed": int(passed.sum()),
-        },
+        "gate": asked,
     }
-    return _made(_mask_steps(pairs, excluded), "overlap", parameters)
+    made = _made(_mask_steps(pairs, excluded), "overlap", parameters)
+    # What the gate found (not how the overlap was asked for): beside the parameters.
+    made.attrs["gate"] = {
+        **asked,
+        "available": bool(passed.attrs["available"]),
+        "family": int(passed.attrs["family"]),
+        "passed": int(passed.sum()),
+    }
+    return made
 
 
 def _ceiling(pairs: xr.Dataset, self_overlap: xr.DataArray, chance: float) -> dict[str, xr.DataArray]:

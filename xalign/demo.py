@@ -147,7 +147,7 @@ def run_demo(
     first, last = summary.isel({dims.STEP: 0}), summary.isel({dims.STEP: -1})
     at_last = last.sel({dims.LAYER: layer})
     chance = float(overlap.result.attrs["parameters"]["chance"])
-    gate = overlap.result.attrs["parameters"]["gate"]
+    gate = overlap.result.attrs["gate"]
     passed = overlap.result["n_passed"].sel({dims.LAYER: layer}).sortby(dims.STEP).isel({dims.STEP: -1})
     stats = correlation.result.sel({dims.LAYER: layer}).compute()
     tested = overlap.result[["mean_overlap", "mean_p", "n_languages"]].sel({dims.LAYER: layer})

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 
@@ -206,7 +207,7 @@ def test_the_library_uses_the_notebooks_own_client_and_starts_nothing(tmp_path: 
         assert sum("probe-slab" in str(task["key"]) for task in stream.data) == 4
         stored = store.results("probe").sel(layer=[1]).compute()
         for name in lazy.data_vars:
-            assert (lazy[name].values == stored[name].values).all(), name
+            np.testing.assert_array_equal(lazy[name].values, stored[name].values, err_msg=name)
         pairs = xalign.persist(xalign.overlap(store), store).result
         assert pairs["overlap"].sel(step=1000, layer=1, attribute="Number").compute().shape == (2, 2)
         assert set(client.scheduler_info()["workers"]) == before, "no worker was added"

@@ -65,10 +65,6 @@ def test_planted_neurons_are_found_and_noise_is_not(store_dir: str) -> None:
         assert float(cell.test_mi.sel(language=language, attribute="Number", rank=1)) > 0.5
     assert set(cell.selected_neuron.sel(language="fr", attribute="Gender").values[:2]) == {12, 20}
     assert abs(float(cell.test_mi.sel(language="es", attribute="Number", rank=1))) < 0.1
-    # Each cell records the fitted inclusion probabilities (rho) of its chosen neurons.
-    rho = cell.selected_rho.sel(language="fr", attribute="Number").values
-    assert ((rho > 0) & (rho < 1)).all()
-    assert np.isfinite(cell.mean_rho.sel(language="fr")).all()
     assert abs(float(ds.test_mi.sel(step=0, layer=1, language="en", attribute="Number", rank=1))) < 0.1
     assert (ds.status.sel(attribute="Number") == "done").all()
     assert int(ds.n_train.sel(step=0, layer=0, language="en", attribute="Number")) > 500
@@ -239,3 +235,7 @@ def test_the_latent_probe_finds_the_planted_neurons_too(store_dir: str) -> None:
     assert set(cell.selected_neuron.sel(language="fr", attribute="Gender").values[:2]) == {12, 20}
     assert float(cell.test_mi.sel(language="fr", attribute="Number", rank=1)) > 0.5
     assert abs(float(cell.test_mi.sel(language="es", attribute="Number", rank=1))) < 0.1
+    # Each cell records the fitted inclusion probabilities (rho) of its chosen neurons.
+    rho = cell.selected_rho.sel(language="fr", attribute="Number").values
+    assert ((rho > 0) & (rho < 1)).all()
+    assert np.isfinite(cell.mean_rho.sel(language="fr")).all()

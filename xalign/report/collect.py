@@ -64,7 +64,7 @@ def collect_report(
     correlations: list[CorrelationView] = []
     if overlap is not None:
         overlap = overlap.compute()
-        gate = overlap.attrs.get("parameters", {}).get("gate")
+        gate = overlap.attrs.get("gate")
         if gate:
             line = describe_gate_parameters(gate)
             notes.append(line[0].upper() + line[1:] + ".")
