@@ -27,7 +27,7 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path: Path) -> None:
     # The headline reads the middle stored layer (of 0 and 1: layer 1), fixed before looking.
     assert re.search(
         r"probe quality gate at step 20, layer 1 \(the middle stored layer, fixed before looking; .*\): "
-        r"\d+ of \d+ \(language, attribute\) cells beat their permutation null \(BH, alpha 0.05\)",
+        r"\d+ of \d+ probed \(language, attribute\) cells beat their permutation null \(BH, alpha 0.05\)",
         first.output,
     )
     assert re.search(r"^(no )?evidence of alignment at step 20", first.output, flags=re.M)
@@ -91,7 +91,7 @@ def test_the_headline_claims_alignment_only_where_the_mean_overlap_test_rejects(
     from xalign.demo import headline_lines
 
     found = headline_lines(_headline(), k=10, source="en")
-    assert found[0].startswith("probe quality gate at step 600, layer 2 (as asked): 9 of 16")
+    assert found[0].startswith("probe quality gate at step 600, layer 2 (as asked): 9 of 16 probed")
     assert found[1].startswith("evidence of alignment at step 600: the mean overlap of the top-10 sets")
     assert "in 1 of 2 attributes" in found[1]
     assert "Number 0.300 (3.8x chance, 5 languages, Holm p 0.002)" in found[1]

@@ -149,6 +149,8 @@ def run_demo(
     chance = float(overlap.result.attrs["parameters"]["chance"])
     gate = overlap.result.attrs["gate"]
     passed = overlap.result["n_passed"].sel({dims.LAYER: layer}).sortby(dims.STEP).isel({dims.STEP: -1})
+    # Cells probed at that step and layer (not those the filters skipped): the gate's denominator.
+    gate_p = opened.results("probe")["gate_p"].sel({dims.LAYER: layer, dims.STEP: int(passed[dims.STEP])})
     stats = correlation.result.sel({dims.LAYER: layer}).compute()
     tested = overlap.result[["mean_overlap", "mean_p", "n_languages"]].sel({dims.LAYER: layer})
     tested = tested.sortby(dims.STEP).isel({dims.STEP: -1}).compute()
@@ -177,7 +179,7 @@ def run_demo(
         "overlap_last": float(at_last["mean_overlap"]),
         "attributes": attributes,
         "cells_passed_last": int(passed.sum()),
-        "cells_probed_last": int(overlap.result.sizes[dims.LANGUAGE] * overlap.result.sizes[dims.ATTRIBUTE]),
+        "cells_probed_last": int(np.isfinite(gate_p.values).sum()),
         "gate": gate,
         "pearson_r": float(stats["r"].sel({dims.STATISTIC: "pearson"})),
         "pearson_ci": (
@@ -211,7 +213,7 @@ def headline_lines(headline: dict[str, Any], *, k: int, source: str) -> list[str
     where = f"layer {layer} ({headline['layer_choice']})"
     lines = [
         f"probe quality gate at step {last}, {where}: {headline['cells_passed_last']} of "
-        f"{headline['cells_probed_last']} (language, attribute) cells beat their permutation null "
+        f"{headline['cells_probed_last']} probed (language, attribute) cells beat their permutation null "
         f"({headline['gate']['method'].upper()}, alpha {headline['gate']['alpha']})"
     ]
     chance = headline["chance"]
