@@ -215,7 +215,11 @@ def extract(
             compute_dtype=options["compute_dtype"],
             loss_sentences=None if options["loss_all"] else options["loss_sentences"],
             corpus=CorpusOptions(
-                label_scheme=options["label_scheme"], split_mode=options["split_mode"], seed=options["seed"]
+                label_scheme=options["label_scheme"],
+                split_mode=options["split_mode"],
+                seed=options["seed"],
+                pos=options["pos"],
+                units=options["units"],
             ),
         )
     except ValueError as exc:

@@ -23,16 +23,31 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def corpus_options(command: F) -> F:
-    """--labels, --split and --seed: how words are labelled and split (CorpusOptions)."""
+    """--labels, --pos, --units, --split and --seed: how words are labelled and split (CorpusOptions)."""
     for option in reversed(
         (
             click.option(
                 "--labels",
                 "label_scheme",
-                type=click.Choice(["ud", "unimorph"]),
+                type=click.Choice(["ud", "unimorph", "unimorph-converter"]),
                 default="ud",
                 show_default=True,
-                help="UD features, or UniMorph tags via the ud-compatibility table.",
+                help="UD features; UniMorph tags via the ud-compatibility table; or, as the reference, "
+                "ud-compatibility's converter grouped into UniMorph dimensions.",
+            ),
+            click.option(
+                "--pos/--no-pos",
+                default=False,
+                show_default=True,
+                help="Also probe the part of speech (attribute POS), as the reference did.",
+            ),
+            click.option(
+                "--units",
+                type=click.Choice(["words", "tokens"]),
+                default="words",
+                show_default=True,
+                help="words: UD syntactic words; tokens: surface tokens, a multiword token "
+                "('du') whole with merged labels, as the reference.",
             ),
             click.option(
                 "--split",

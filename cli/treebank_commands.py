@@ -24,6 +24,8 @@ __all__ = ["treebank_stats"]
 def treebank_stats(
     files: tuple[str, ...],
     label_scheme: str,
+    pos: bool,
+    units: str,
     unimorph_table: str | None,
     split_mode: str,
     seed: int,
@@ -47,6 +49,7 @@ def treebank_stats(
       xalign treebank-stats
       xalign treebank-stats UD_French-GSD/*.conllu --split own --all
       xalign treebank-stats --labels unimorph --attribute Number --attribute Case
+      xalign treebank-stats --labels unimorph-converter --pos --units tokens
       xalign treebank-stats my-tamil-sample.conllu:ta
     """
     from xalign.data import pud_files
@@ -59,6 +62,8 @@ def treebank_stats(
         split_mode=split_mode,  # type: ignore[arg-type]
         seed=seed,
         unimorph_table=unimorph_table,
+        pos=pos,
+        units=units,  # type: ignore[arg-type]
     )
     paths, file_languages = parse_treebanks(files, param_hint="FILES")
     corpora = load_corpora(paths or pud_files(), options=options, file_languages=file_languages)

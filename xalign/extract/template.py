@@ -297,7 +297,13 @@ def _check_compatible(
         raise ExtractionError(
             "the store exists but was not made by xalign extract; use --overwrite to replace it"
         )
-    stored_config, wanted = dict(stored["config"]), dict(prov["config"])
+    # Read back through ExtractConfig, so that settings added since (with their defaults)
+    # compare equal to a store made before they existed.
+    try:
+        stored_config = ExtractConfig.from_dict(dict(stored["config"])).to_dict()
+    except (TypeError, ValueError):
+        stored_config = dict(stored["config"])
+    wanted = dict(prov["config"])
     stored_layers = [int(layer) for layer in np.asarray(child_array(root, dims.LAYER)[...])]
     # Layers compare as the lists they resolve to, and are described in words: None means all.
     stored_every, wanted_every = stored_config.pop("layers", None) is None, wanted.pop("layers", None) is None

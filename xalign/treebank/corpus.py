@@ -15,9 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xalign.errors import TreebankError
-from xalign.treebank.labels import DEFAULT_ATTRIBUTES, LabelScheme, UniMorphTable, word_labels
+from xalign.treebank.labels import (
+    DEFAULT_ATTRIBUTES,
+    POS_ATTRIBUTE,
+    LabelScheme,
+    UniMorphTable,
+    word_labels,
+)
 from xalign.treebank.reader import Sentence, language_of, read_conllu, treebank_name
 from xalign.treebank.splits import AttributeCounts, SplitMode, assign_splits, count_values
+from xalign.treebank.surface import Units, surface_sentences
+from xalign.treebank.unimorph import convert_file, group_features
 
 __all__ = ["Corpus", "CorpusOptions", "check_language_code", "load_corpora", "load_corpus"]
 
@@ -31,6 +39,13 @@ class CorpusOptions:
     label_scheme: LabelScheme = "ud"
     features: tuple[str, ...] | None = None
     """Keep only these attributes; None keeps every feature the treebanks have."""
+    pos: bool = False
+    """Also probe the part of speech, as the attribute ``POS`` (the UPOS column, or UniMorph's
+    Part of Speech dimension with ``unimorph-converter``), as the reference did."""
+    units: Units = "words"
+    """``words``: UD syntactic words; ``tokens``: surface tokens, a multiword token ("du")
+    kept whole with its words' labels merged, as the reference did
+    (:mod:`xalign.treebank.surface`)."""
     split_mode: SplitMode = "lemma"
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 0
@@ -100,7 +115,7 @@ def load_corpora(
         with file and line.
     """
     options = options or CorpusOptions()
-    table = UniMorphTable.load(options.unimorph_table) if options.label_scheme == "unimorph" else None
+    table = _table(options)
     given = {str(Path(path)): code for path, code in (file_languages or {}).items()}
     by_language: dict[str, list[str]] = {}
     for path in paths:
@@ -114,24 +129,70 @@ def load_corpora(
 def load_corpus(language: str, files: Sequence[str], *, options: CorpusOptions | None = None) -> Corpus:
     """Read the CoNLL-U ``files`` of one ``language`` into a :class:`Corpus`."""
     options = options or CorpusOptions()
-    table = UniMorphTable.load(options.unimorph_table) if options.label_scheme == "unimorph" else None
-    return _corpus(language, files, options, table)
+    return _corpus(language, files, options, _table(options))
+
+
+def _table(options: CorpusOptions) -> UniMorphTable | None:
+    return UniMorphTable.load(options.unimorph_table) if options.label_scheme == "unimorph" else None
 
 
 def _corpus(
     language: str, files: Sequence[str], options: CorpusOptions, table: UniMorphTable | None
 ) -> Corpus:
     sentences = tuple(sentence for path in files for sentence in read_conllu(path))
+    labels = _labels(language, files, sentences, options, table)
+    if options.units == "tokens":
+        sentences, labels = surface_sentences(sentences, labels)
+    elif options.units != "words":
+        raise ValueError(f"units must be 'words' or 'tokens', got {options.units!r}")
     splits = assign_splits(sentences, mode=options.split_mode, fractions=options.fractions, seed=options.seed)
-    labels = tuple(
-        word_labels(word, scheme=options.label_scheme, unimorph=table, features=options.features)
-        for sentence in sentences
-        for word in sentence.words
-    )
     return Corpus(
         language=language,
         files=tuple(files),
         sentences=sentences,
-        labels=labels,
+        labels=tuple(word for sentence in labels for word in sentence),
         splits=tuple(split for sentence_splits in splits for split in sentence_splits),
     )
+
+
+def _labels(
+    language: str,
+    files: Sequence[str],
+    sentences: Sequence[Sentence],
+    options: CorpusOptions,
+    table: UniMorphTable | None,
+) -> tuple[tuple[dict[str, str], ...], ...]:
+    """Labels of every word, one tuple per sentence, with POS and the features filter applied."""
+    if options.label_scheme == "unimorph-converter":
+        bundles = [bundle for path in files for bundle in convert_file(path, language)]
+        labels = [[group_features(b) for b in sentence] for sentence in bundles]
+        mismatch = next(
+            (s for s, b in zip(sentences, bundles, strict=False) if len(s.words) != len(b)),
+            None,
+        )
+        if len(bundles) != len(sentences) or mismatch is not None:
+            where = mismatch.path if mismatch is not None else files[0]
+            raise TreebankError(
+                where,
+                None if mismatch is None else mismatch.line,
+                "the UniMorph converter's output does not line up with the words of the file",
+            )
+    else:
+        labels = [
+            [word_labels(word, scheme=options.label_scheme, unimorph=table) for word in sentence.words]
+            for sentence in sentences
+        ]
+        if options.pos:
+            for sentence, sentence_labels in zip(sentences, labels, strict=True):
+                for word, word_labels_ in zip(sentence.words, sentence_labels, strict=True):
+                    if word.upos not in ("", "_"):
+                        word_labels_[POS_ATTRIBUTE] = word.upos
+    return tuple(tuple(_kept(word, options) for word in sentence_labels) for sentence_labels in labels)
+
+
+def _kept(labels: dict[str, str], options: CorpusOptions) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in labels.items()
+        if (options.pos or name != POS_ATTRIBUTE) and (options.features is None or name in options.features)
+    }

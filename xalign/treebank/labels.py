@@ -20,13 +20,18 @@ from xalign.treebank.reader import Word
 
 __all__ = [
     "DEFAULT_ATTRIBUTES",
+    "POS_ATTRIBUTE",
     "LabelScheme",
     "UniMorphTable",
     "UniMorphTableError",
     "word_labels",
 ]
 
-LabelScheme = Literal["ud", "unimorph"]
+LabelScheme = Literal["ud", "unimorph", "unimorph-converter"]
+"""``ud``: UD FEATS; ``unimorph``: UD attribute names with values looked up in the
+UD-UniMorph table; ``unimorph-converter``: the reference's labels, from ud-compatibility's
+converter grouped into UniMorph dimensions (:mod:`xalign.treebank.unimorph`), made per file by
+:func:`xalign.treebank.corpus.load_corpora`, not word by word."""
 
 DEFAULT_ATTRIBUTES: Final = (
     "Number",
@@ -48,6 +53,8 @@ DEFAULT_ATTRIBUTES: Final = (
 _PACKAGE: Final = "ud_compatibility"
 _TABLE_NAME: Final = "UD-UniMorph.tsv"
 _SCHEMES: Final = ("ud", "unimorph")
+POS_ATTRIBUTE: Final = "POS"
+"""The attribute that holds a word's part of speech when it is probed (``--pos``)."""
 
 
 class UniMorphTableError(XalignError, ValueError):
