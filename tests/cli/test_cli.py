@@ -100,6 +100,10 @@ def test_treebank_stats_options(tmp_path: Path) -> None:
     assert "Gender" not in result.output
     strict = run("treebank-stats", str(fr), "--min-count", "100000")
     assert "kept: none" in strict.output
+    reference = run("treebank-stats", str(fr), "--labels", "unimorph-converter", "--pos", "--units", "tokens")
+    assert reference.exit_code == 0, reference.output
+    assert "11923 words" in reference.output  # surface tokens: "du" is one, not "de" + "le"
+    assert "POS        V.PTCP" in reference.output
 
 
 def test_treebank_stats_names_the_bad_line(tmp_path: Path) -> None:

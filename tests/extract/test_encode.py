@@ -95,6 +95,17 @@ def test_reference_context_tokenises_each_word_alone(tmp_path: Path) -> None:
     assert encoded.n_subwords == 5
 
 
+def test_surface_tokens_are_encoded_as_the_reference_did(tmp_path: Path) -> None:
+    from xalign.treebank.corpus import CorpusOptions
+
+    rows = [["1", "a"], ["2-3", "TOKEN_3"], ["2", "TOKEN_2"], ["3", "le"], ["4", "b"]]
+    path = _treebank(tmp_path, rows, "a TOKEN_3 b")
+    (corpus,) = load_corpora([path], options=CorpusOptions(units="tokens")).values()
+    for context in ("sentence", "word"):
+        encoded = encode_corpus(corpus, FakeTokenizer(), context=context)  # type: ignore[arg-type]
+        assert [p.tolist() for p in encoded.word_positions_of(0)] == [[0], [1, 2, 3], [4]]
+
+
 def test_long_sentences_keep_every_subword_and_are_counted_as_windowed(tmp_path: Path) -> None:
     path = _treebank(tmp_path, [["1", "a"], ["2", "TOKEN_3"], ["3", "b"]], "a TOKEN_3 b")
     encoded = _encode(path)

@@ -22,6 +22,7 @@ from tests.extract.conftest import small_config
 from xalign import dims, open_store
 from xalign.extract import Checkpoint, CheckpointError, ExtractionError, extract_store
 from xalign.testing import assert_stores_equal, assert_valid_store
+from xalign.treebank.corpus import CorpusOptions
 
 
 def _reference(checkpoint: Checkpoint, text: str, spans: list[tuple[int, int]]) -> dict[str, Any]:
@@ -161,6 +162,25 @@ def test_a_different_configuration_is_refused(
         extract_store(location, checkpoints[:1], [treebanks["en"]], small_config(pooling="first"))
     extract_store(location, checkpoints[:1], [treebanks["en"]], small_config(pooling="first"), overwrite=True)
     assert open_store(location).provenance["pooling"] == "first"
+
+
+def test_a_store_made_before_the_surface_and_pos_options_still_resumes(
+    tmp_path: Path, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
+) -> None:
+    import zarr
+
+    location = str(tmp_path / "s.zarr")
+    extract_store(location, checkpoints[:1], [treebanks["en"]], small_config())
+    root = zarr.open_group(location, mode="r+")
+    provenance = dict(root.attrs["provenance"])
+    config = dict(provenance["config"])
+    config["corpus"] = {k: v for k, v in config["corpus"].items() if k not in ("pos", "units")}
+    root.attrs["provenance"] = {**provenance, "config": config}
+    again = extract_store(location, checkpoints[:1], [treebanks["en"]], small_config())
+    assert again.skipped == (0,)
+    tokens = small_config(corpus=CorpusOptions(units="tokens"))
+    with pytest.raises(ExtractionError, match=r"corpus.units: store has 'words', this run asks for 'tokens'"):
+        extract_store(location, checkpoints[:1], [treebanks["en"]], tokens)
 
 
 def test_growing_by_a_step_and_a_language_equals_extracting_at_once(
