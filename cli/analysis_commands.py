@@ -12,7 +12,7 @@ from xalign.analysis.correlation import CLUSTER_INTERVAL
 from xalign.analysis.gate import describe_gate_parameters
 from xalign.analysis.sources import describe_choice
 from xalign.analysis.transfer import TransferParams
-from xalign.cli.options import dataclass_options
+from xalign.cli.options import dataclass_options, preset_option
 from xalign.cli.render import (
     render_correlation,
     render_health,
@@ -43,6 +43,7 @@ def _stored(outcome: Any) -> str:
 
 @click.command()
 @STORE
+@preset_option("overlap")
 @click.option("--probe", default="probe", show_default=True, help="Probing results to use: results/PROBE.")
 @click.option("--k", type=click.IntRange(min=1), help="Top-k set size (default: the selection size).")
 @click.option(

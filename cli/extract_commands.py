@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from xalign.cli.options import corpus_options, parse_treebanks
+from xalign.cli.options import corpus_options, parse_treebanks, preset_option
 
 __all__ = ["extract"]
 
@@ -22,6 +22,7 @@ def _ints(text: str | None) -> tuple[int, ...] | None:
 
 @click.command()
 @click.argument("store", type=click.Path(file_okay=False))
+@preset_option("extract")
 @click.option("--model", "model_id", help="Hugging Face model id, e.g. bigscience/bloom-560m-intermediate.")
 @click.option(
     "--steps", help="With --model: steps of a BigScience intermediate repo -> revisions global_step<N>."
@@ -158,6 +159,7 @@ def extract(
       xalign extract runs/bloom.zarr --model bigscience/bloom-560m-intermediate \\
           --steps 1000,10000,100000 --treebank UD_French-GSD/fr_gsd-ud-test.conllu
       xalign extract runs/bloom.zarr --model bigscience/bloom-560m --revision 0=main
+      xalign extract runs/ref.zarr --checkpoints runs/toy --preset wang2024   # the reference's choices
     """
     from tqdm import tqdm
 

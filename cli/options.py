@@ -17,6 +17,7 @@ __all__ = [
     "given_settings",
     "parameter_docs",
     "parse_treebanks",
+    "preset_option",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,6 +63,32 @@ def corpus_options(command: F) -> F:
     ):
         command = option(command)
     return command
+
+
+def preset_option(command_name: str) -> Callable[[F], F]:
+    """--preset NAME: the reference's choices as this command's defaults (xalign.reference).
+
+    Options given on the command line still win; the report lists every setting that then
+    differs from the reference.
+    """
+    from xalign.reference import PRESETS
+
+    def apply(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            ctx.default_map = {**(ctx.default_map or {}), **PRESETS[value].settings(command_name)}
+
+    def decorate(command: F) -> F:
+        return click.option(
+            "--preset",
+            type=click.Choice(list(PRESETS)),
+            is_eager=True,
+            expose_value=False,
+            callback=apply,
+            help="Set every choice to a published procedure's (wang2024: Wang et al. 2024); "
+            "options given still win.",
+        )(command)
+
+    return decorate
 
 
 def filter_options(command: F) -> F:

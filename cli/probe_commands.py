@@ -8,13 +8,14 @@ import click
 
 from xalign.analysis.probes import PROBES
 from xalign.analysis.probing import ProbeParams
-from xalign.cli.options import dataclass_options, estimator_options, given_settings
+from xalign.cli.options import dataclass_options, estimator_options, given_settings, preset_option
 
 __all__ = ["probe"]
 
 
 @click.command()
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
+@preset_option("probe")
 @click.option(
     "--probe",
     "probe_kind",
@@ -64,6 +65,7 @@ def probe(
       xalign probe runs/toy.zarr --probe gaussian --k 20
       xalign probe runs/bloom.zarr --layer 12 --language en --language fr --scheduler local:2
       xalign probe runs/toy.zarr --max-epochs 5000 --patience 50   # the reference's schedule
+      xalign probe runs/bloom.zarr --preset wang2024   # every choice the reference's
     """
     from dataclasses import fields
 

@@ -345,3 +345,14 @@ def test_probe_quality_panel_svg_copies_and_version(tmp_path: Path) -> None:
     without = write_report(_data(), tmp_path / "none")
     assert "probe_quality.png" not in [p.name for p in without]
     assert "No probe quality gate in these results" in (tmp_path / "none" / "index.html").read_text()
+
+
+def test_departures_from_the_reference_are_listed(tmp_path: Path) -> None:
+    line = "extract --units: xalign used 'words', the reference 'tokens'"
+    write_report(_data(departures=[line]), tmp_path / "some")
+    page = (tmp_path / "some" / "index.html").read_text(encoding="utf-8")
+    assert "Departures from the reference procedure" in page
+    assert "xalign used &#x27;words&#x27;, the reference &#x27;tokens&#x27;" in page
+    assert "--inter-layer L" in page  # what always differs
+    write_report(_data(), tmp_path / "none")
+    assert "Every setting of this run is the reference" in (tmp_path / "none" / "index.html").read_text()

@@ -20,6 +20,7 @@ from xalign.analysis.sources import (
     load_transfer,
 )
 from xalign.analysis.stats import correlate
+from xalign.reference import departures
 from xalign.report import CorrelationView, ReportData
 from xalign.store.layout import ANALYSES_GROUP
 from xalign.store.location import StoreLocation, describe_location
@@ -98,6 +99,9 @@ def collect_report(
     else:
         notes.append("No overlap analysis in the store: run xalign probe and xalign overlap.")
     quality = None if overlap is None else _probe_quality(store, overlap)
+    probe_parameters = None
+    if overlap is not None and "probe" in overlap.attrs.get("parameters", {}):
+        probe_parameters = store.results(str(overlap.attrs["parameters"]["probe"])).attrs.get("parameters")
     similarity = _analysis(location, "similarity", similarity_name)
     if exclude_flagged and flagged:
         notes.append(f"Flagged checkpoints {flagged} are left out of the correlations.")
@@ -111,6 +115,9 @@ def collect_report(
         correlations=correlations,
         notes=notes,
         probe_quality=quality,
+        departures=departures(
+            store.provenance, probe_parameters, None if overlap is None else dict(overlap.attrs)
+        ),
     )
 
 

@@ -78,6 +78,10 @@ class ReportData:
         neurons, ``null_mi`` (its mean under the gate's permutation null) and ``passed``.
     notes
         Extra lines for the page (e.g. what was excluded).
+    departures
+        Each stored setting that differs from the reference procedure's
+        (:func:`xalign.reference.departures`); what xalign always does differently is added on
+        the page (:data:`xalign.reference.ALWAYS`).
     """
 
     title: str
@@ -89,3 +93,4 @@ class ReportData:
     correlations: Sequence[CorrelationView] = ()
     notes: Sequence[str] = ()
     probe_quality: xr.Dataset | None = None
+    departures: Sequence[str] = ()

@@ -136,6 +136,8 @@ def write_report(data: ReportData, out: Path) -> list[Path]:
         _figure(similarity),
         "<h2>Checkpoint health</h2>",
         _figure(loss),
+        "<h2>Departures from the reference procedure</h2>",
+        _departures(data.departures),
     ]
     index = out / "index.html"
     index.write_text(_page(data.title, body), encoding="utf-8")
@@ -256,6 +258,22 @@ def _notes(notes: Sequence[str]) -> str:
     if not notes:
         return ""
     return '<ul class="notes">' + "".join(f"<li>{_e(note)}</li>" for note in notes) + "</ul>"
+
+
+def _departures(settings: Sequence[str]) -> str:
+    from xalign.reference import ALWAYS, WANG2024
+
+    intro = f"<p>Compared with {_e(WANG2024.description)}. " + (
+        "Settings of this run that differ (<code>--preset wang2024</code> on extract, probe and "
+        "overlap sets them all to the reference's):</p>"
+        if settings
+        else "Every setting of this run is the reference's.</p>"
+    )
+    listed = "<ul>" + "".join(f"<li>{_e(line)}</li>" for line in settings) + "</ul>" if settings else ""
+    always = (
+        "<p>Whatever the settings:</p><ul>" + "".join(f"<li>{_e(line)}</li>" for line in ALWAYS) + "</ul>"
+    )
+    return intro + listed + always
 
 
 def _flag_table(health: xr.Dataset, flagged: Mapping[int, str]) -> str:
