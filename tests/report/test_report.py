@@ -356,3 +356,33 @@ def test_departures_from_the_reference_are_listed(tmp_path: Path) -> None:
     assert "--inter-layer L" in page  # what always differs
     write_report(_data(), tmp_path / "none")
     assert "Every setting of this run is the reference" in (tmp_path / "none" / "index.html").read_text()
+
+
+def test_overlap_per_attribute_and_per_step_at_the_headline_layer(tmp_path: Path) -> None:
+    data = _data(layer=1)
+    written = write_report(data, tmp_path)
+    names = [p.name for p in written]
+    assert "overlap_by_attribute.png" in names
+    assert "overlap_heatmaps_by_step.png" in names
+    _check_images(tmp_path)
+    by_attribute = figures.overlap_by_attribute(data.overlap, data.health, layer=1)
+    assert by_attribute is not None
+    panels = [ax for ax in by_attribute.axes if ax.get_title()]
+    # en has no Gender: 3 pairs for Number, 1 for Gender.
+    assert [ax.get_title() for ax in panels] == ["Number (3 pairs)", "Gender (1 pairs)"]
+    # The line is the mean over unordered pairs, at the healthy steps in step order.
+    assert data.overlap is not None
+    number = data.overlap["overlap"].sel({dims.LAYER: 1, dims.ATTRIBUTE: "Number"}).sortby(dims.STEP)
+    pairs = [("de", "en"), ("de", "fr"), ("en", "fr")]
+    expected = np.mean(
+        [number.sel({dims.LANGUAGE: a, dims.LANGUAGE_OTHER: b}).values for a, b in pairs], axis=0
+    )
+    healthy = [s not in (2000, 3000) for s in sorted(STEPS)]
+    line = panels[0].lines[0]
+    np.testing.assert_allclose(line.get_ydata(), expected[healthy])
+    by_step = figures.overlap_heatmaps_by_step(data.overlap, data.health, layer=1)
+    assert by_step is not None
+    titles = [ax.get_title() for ax in by_step.axes if ax.get_title()]
+    assert titles == ["step 0", "step 1000", "step 2000 (flagged)", "step 3000 (flagged)", "step 4000"]
+    assert figures.overlap_by_attribute(data.overlap, data.health, layer=7) is None
+    assert figures.overlap_heatmaps_by_step(data.overlap, data.health, layer=None) is None

@@ -62,6 +62,7 @@ def collect_report(
     ]
     overlap = _analysis(location, "overlap", overlap_name)
     summary = None
+    shown_layer = None
     correlations: list[CorrelationView] = []
     if overlap is not None:
         overlap = overlap.compute()
@@ -76,7 +77,8 @@ def collect_report(
             )
         summary = summarize(overlap).compute()
         layer, how = headline_layer([int(v) for v in overlap[dims.LAYER].values], layer)
-        notes.append(f"Scatter plots use layer {layer}: {how}.")
+        shown_layer = layer
+        notes.append(f"Per-attribute and per-step figures and the scatter plots use layer {layer}: {how}.")
         languages = [str(v) for v in overlap[dims.LANGUAGE].values]
         source, how = _source(location, languages, source)
         notes.append(f"Correlations start from {source} ({how}).")
@@ -115,6 +117,7 @@ def collect_report(
         correlations=correlations,
         notes=notes,
         probe_quality=quality,
+        layer=shown_layer,
         departures=departures(
             store.provenance, probe_parameters, None if overlap is None else dict(overlap.attrs)
         ),

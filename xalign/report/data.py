@@ -78,6 +78,9 @@ class ReportData:
         neurons, ``null_mi`` (its mean under the gate's permutation null) and ``passed``.
     notes
         Extra lines for the page (e.g. what was excluded).
+    layer
+        The headline layer (fixed before looking) of the per-attribute and per-step figures and
+        the correlations; None without an overlap.
     departures
         Each stored setting that differs from the reference procedure's
         (:func:`xalign.reference.departures`); what xalign always does differently is added on
@@ -93,4 +96,5 @@ class ReportData:
     correlations: Sequence[CorrelationView] = ()
     notes: Sequence[str] = ()
     probe_quality: xr.Dataset | None = None
+    layer: int | None = None
     departures: Sequence[str] = ()

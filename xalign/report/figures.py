@@ -43,7 +43,9 @@ __all__ = [
     "format_p",
     "heatmap_step",
     "heldout_loss",
+    "overlap_by_attribute",
     "overlap_heatmaps",
+    "overlap_heatmaps_by_step",
     "overlap_vs_step",
     "save",
     "similarity_vs_step",
@@ -384,22 +386,56 @@ def overlap_heatmaps(overlap: xr.Dataset | None, health: xr.Dataset | None = Non
     values = finite_mean(overlap["overlap"].sel({dims.STEP: step}), [dims.ATTRIBUTE])
     if dims.LAYER not in values.dims:
         values = values.expand_dims({dims.LAYER: [-1]})
+    titles = [f"layer {layer}" if int(layer) >= 0 else "all layers" for layer in values[dims.LAYER].values]
+    where = f" at step {step}" + (" (flagged checkpoint)" if step_flagged else "")
+    return _heatmap_panels(values.transpose(dims.LAYER, ...), titles, overlap.attrs, where)
+
+
+def overlap_heatmaps_by_step(
+    overlap: xr.Dataset | None, health: xr.Dataset | None = None, *, layer: int | None = None
+) -> Figure | None:
+    """Language × language overlap (mean over attributes) at one layer, one panel per step.
+
+    ``layer`` is the report's headline layer (fixed before looking); flagged steps say so.
+    """
+    if overlap is None or "overlap" not in overlap or layer is None or overlap.sizes.get(dims.STEP, 0) == 0:
+        return None
+    if dims.LAYER in overlap.dims and layer not in set(overlap[dims.LAYER].values.tolist()):
+        return None
+    values = overlap["overlap"].sortby(dims.STEP)
+    if dims.LAYER in values.dims:
+        values = values.sel({dims.LAYER: layer})
+    values = finite_mean(values, [dims.ATTRIBUTE])
+    if not _finite(values.values):
+        return None
+    flagged = flags(health)
+    titles = [
+        f"step {int(step)}" + (" (flagged)" if int(step) in flagged else "")
+        for step in values[dims.STEP].values
+    ]
+    return _heatmap_panels(
+        values.transpose(dims.STEP, ...), titles, overlap.attrs, f" at layer {layer}, by step"
+    )
+
+
+def _heatmap_panels(values: xr.DataArray, titles: Sequence[str], attrs: Any, where: str) -> Figure | None:
+    """One language × language heatmap per entry of ``values``' first dim, on one colour scale."""
     languages = [str(v) for v in values[dims.LANGUAGE].values]
     others = [str(v) for v in values[dims.LANGUAGE_OTHER].values]
-    layers = list(values[dims.LAYER].values)
     grid = np.asarray(
-        values.transpose(dims.LAYER, dims.LANGUAGE, dims.LANGUAGE_OTHER).values, dtype=np.float64
+        values.transpose(values.dims[0], dims.LANGUAGE, dims.LANGUAGE_OTHER).values, dtype=np.float64
     )
     finite = grid[np.isfinite(grid)]
-    chance = float(overlap.attrs.get("chance", math.nan))
+    chance = float(attrs.get("chance", math.nan))
     vmax = max(float(finite.max()) if finite.size else 0.0, chance if math.isfinite(chance) else 0.0, 1e-6)
     norm = Normalize(vmin=0.0, vmax=vmax)
     colormap = colormaps["viridis"].with_extremes(bad="#e6e6e6")
 
+    n_panels = len(titles)
     n_languages = max(len(languages), len(others))
     annotate = n_languages <= _ANNOTATE_MAX_LANGUAGES
-    n_columns = min(len(layers), 4 if n_languages <= 5 or not annotate else 3)
-    n_rows = math.ceil(len(layers) / n_columns)
+    n_columns = min(n_panels, 4 if n_languages <= 5 or not annotate else 3)
+    n_rows = math.ceil(n_panels / n_columns)
     side = max(2.6, (0.42 if annotate else 0.28) * n_languages + 0.9)
     figure = Figure(
         figsize=(side * n_columns + 1.3, (side + 0.35) * n_rows + 0.7), dpi=DPI, layout="constrained"
@@ -408,18 +444,17 @@ def overlap_heatmaps(overlap: xr.Dataset | None, health: xr.Dataset | None = Non
     fontsize = 9 if n_languages <= 5 else 8
     image = None
     for index, ax in enumerate(axes):
-        if index >= len(layers):
+        if index >= n_panels:
             ax.remove()
             continue
         panel = grid[index]
         image = ax.imshow(np.ma.masked_invalid(panel), cmap=colormap, norm=norm, aspect="equal")
-        layer = layers[index]
-        ax.set_title(f"layer {layer}" if int(layer) >= 0 else "all layers", fontsize=10)
+        ax.set_title(titles[index], fontsize=10)
         ax.set_xticks(range(len(others)), others, rotation=45 if len(others) > 4 else 0, fontsize=8)
         ax.set_yticks(range(len(languages)), languages, fontsize=8)
         if index % n_columns == 0:
             ax.set_ylabel("language")
-        if index + n_columns >= len(layers):
+        if index + n_columns >= n_panels:
             ax.set_xlabel("other language")
         if annotate:
             for i in range(panel.shape[0]):
@@ -438,18 +473,127 @@ def overlap_heatmaps(overlap: xr.Dataset | None, health: xr.Dataset | None = Non
                         color="white" if dark else "black",
                     )
     if image is not None:
-        bar = figure.colorbar(image, ax=list(axes[: len(layers)]), shrink=0.9, aspect=25)
+        bar = figure.colorbar(image, ax=list(axes[:n_panels]), shrink=0.9, aspect=25)
         label = "mean overlap (fraction of top-k shared)"
         if math.isfinite(chance) and 0 <= chance <= vmax:
             bar.ax.axhline(chance, color=_FLAG_COLOR, linewidth=2.5)
             label += "\nred line: chance"
         bar.set_label(label)
-    k = overlap.attrs.get("k")
+    k = attrs.get("k")
     title = f"Overlap of top-{k} neuron sets between languages" if k is not None else "Neuron overlap"
-    title += f" at step {step}" + (" (flagged checkpoint)" if step_flagged else "")
+    title += where
     title += "\nmean over attributes" + (f"; chance = {chance:.3g}" if math.isfinite(chance) else "")
     figure.suptitle(title, fontsize=11)
     return figure
+
+
+# --------------------------------------------------------------------------------------------
+# 2b. Overlap vs step, per attribute.
+
+
+def overlap_by_attribute(
+    overlap: xr.Dataset | None, health: xr.Dataset | None = None, *, layer: int | None = None
+) -> Figure | None:
+    """Overlap vs step at one layer, one panel per attribute: the mean over language pairs, the
+    middle half and the range of the pairs as bands, chance (k/d) and the pairs' mean noise
+    ceiling where the probing run measured it."""
+    if overlap is None or "overlap" not in overlap or layer is None or overlap.sizes.get(dims.STEP, 0) == 0:
+        return None
+    if dims.LAYER in overlap.dims and layer not in set(overlap[dims.LAYER].values.tolist()):
+        return None
+    ordered = overlap.sortby(dims.STEP)
+    if dims.LAYER in ordered.dims:
+        ordered = ordered.sel({dims.LAYER: layer})
+    languages = [str(v) for v in ordered[dims.LANGUAGE].values]
+    others = [str(v) for v in ordered[dims.LANGUAGE_OTHER].values]
+    upper = np.array([[a < b for b in others] for a in languages])
+    attributes = [str(a) for a in ordered[dims.ATTRIBUTE].values]
+    steps = np.asarray(ordered[dims.STEP].values)
+    pairs = np.asarray(
+        ordered["overlap"].transpose(dims.STEP, dims.ATTRIBUTE, dims.LANGUAGE, dims.LANGUAGE_OTHER).values,
+        dtype=np.float64,
+    )[:, :, upper]
+    ceiling = None
+    if "ceiling" in ordered:
+        ceiling = np.asarray(
+            ordered["ceiling"]
+            .transpose(dims.STEP, dims.ATTRIBUTE, dims.LANGUAGE, dims.LANGUAGE_OTHER)
+            .values,
+            dtype=np.float64,
+        )[:, :, upper]
+    shown = [i for i in range(len(attributes)) if np.isfinite(pairs[:, i]).any()]
+    if not shown:
+        return None
+    flagged_steps = [s for s in flags(health) if s in set(steps.tolist())]
+    flagged = np.isin(steps, flagged_steps)
+    chance = float(overlap.attrs.get("chance", math.nan))
+    n_columns = min(len(shown), 3)
+    n_rows = math.ceil(len(shown) / n_columns)
+    figure = Figure(figsize=(3.6 * n_columns + 2.6, 2.9 * n_rows + 0.9), dpi=DPI, layout="constrained")
+    axes = np.atleast_1d(figure.subplots(n_rows, n_columns, squeeze=False, sharey=True)).ravel()
+    color = "#1f77b4"
+    for index, ax in enumerate(axes):
+        if index >= len(shown):
+            ax.remove()
+            continue
+        column = pairs[:, shown[index]]
+        counts = np.isfinite(column).sum(axis=1)
+        present = counts > 0
+        safe = np.where(np.isfinite(column), column, np.nan)
+        mean = np.full(len(steps), np.nan)
+        low = np.full(len(steps), np.nan)
+        high = np.full(len(steps), np.nan)
+        q1 = np.full(len(steps), np.nan)
+        q3 = np.full(len(steps), np.nan)
+        for row in np.flatnonzero(present):
+            values = safe[row][np.isfinite(safe[row])]
+            mean[row], low[row], high[row] = values.mean(), values.min(), values.max()
+            q1[row], q3[row] = np.quantile(values, [0.25, 0.75])
+        ax.fill_between(steps, low, high, color=color, alpha=0.12, linewidth=0)
+        ax.fill_between(steps, q1, q3, color=color, alpha=0.25, linewidth=0)
+        _series(ax, steps, mean, flagged, color=color)
+        if ceiling is not None:
+            cell = ceiling[:, shown[index]]
+            mean_ceiling = np.array(
+                [c[np.isfinite(c)].mean() if np.isfinite(c).any() else np.nan for c in cell]
+            )
+            if np.isfinite(mean_ceiling).any():
+                ax.plot(steps, mean_ceiling, color="0.3", linestyle=":", linewidth=1.3)
+        if math.isfinite(chance):
+            ax.axhline(chance, color=_CHANCE_COLOR, linestyle="--", linewidth=1.2)
+        _mark_flagged(ax, flagged_steps)
+        pair_counts = sorted({int(c) for c in counts[present]})
+        n_pairs = str(pair_counts[0]) if len(pair_counts) == 1 else f"{pair_counts[0]}-{pair_counts[-1]}"
+        ax.set_title(f"{attributes[shown[index]]} ({n_pairs} pairs)", fontsize=10)
+        _step_axis(ax, steps, label=index + n_columns >= len(shown))
+        if index % n_columns == 0:
+            ax.set_ylabel("overlap (fraction of top-k)")
+        ax.set_ylim(bottom=0)
+    handles: list[Any] = [
+        Line2D([], [], color=color, marker="o", markersize=3.5, label="mean over language pairs"),
+        _band(color, 0.25, "middle half of the pairs"),
+        _band(color, 0.12, "range of the pairs"),
+        Line2D([], [], color=_CHANCE_COLOR, linestyle="--", label="chance (k/d)"),
+    ]
+    if ceiling is not None and np.isfinite(ceiling).any():
+        handles.append(Line2D([], [], color="0.3", linestyle=":", label="noise ceiling"))
+    if flagged.any():
+        handles += [*_mark_flagged(axes[0], []), _flag_cross()]
+    figure.legend(handles=handles, loc="outside right upper", fontsize=9, frameon=False)
+    k = overlap.attrs.get("k")
+    figure.suptitle(
+        f"Overlap of top-{k} neuron sets per attribute over training, layer {layer}"
+        if k is not None
+        else f"Overlap per attribute over training, layer {layer}",
+        fontsize=11,
+    )
+    return figure
+
+
+def _band(color: Any, alpha: float, label: str) -> Any:
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor=color, alpha=alpha, linewidth=0, label=label)
 
 
 # --------------------------------------------------------------------------------------------

@@ -89,6 +89,23 @@ def write_report(data: ReportData, out: Path) -> list[Path]:
         _trend_caption(data.summary),
         "No overlap summary in this report." if data.summary is None else "The overlap summary has no value.",
     )
+    by_attribute = draw(
+        "overlap_by_attribute.png",
+        lambda: figures.overlap_by_attribute(data.overlap, data.health, layer=data.layer),
+        f"Overlap vs step for each attribute at layer {data.layer}: the line is the mean over language "
+        "pairs, the dark band the middle half of the pairs and the pale band their range; dashed: chance "
+        "(k/d), dotted: the pairs' mean noise ceiling (reproducibility of selection within a language). "
+        "Only cells whose probes passed the gate take part.",
+        "No per-attribute overlap to plot.",
+    )
+    by_step = draw(
+        "overlap_heatmaps_by_step.png",
+        lambda: figures.overlap_heatmaps_by_step(data.overlap, data.health, layer=data.layer),
+        f"Language × language overlap at layer {data.layer}, one panel per checkpoint (mean over "
+        "attributes; grey: no value, e.g. a probe that failed the gate). The red line on the colour "
+        "bar is chance.",
+        "No pairwise overlap to show by step.",
+    )
     heatmaps = draw(
         "overlap_heatmaps.png",
         lambda: figures.overlap_heatmaps(data.overlap, data.health),
@@ -127,6 +144,8 @@ def write_report(data: ReportData, out: Path) -> list[Path]:
         _overlap_numbers(data.summary, flagged),
         _figure(trend),
         _attribute_table(data.overlap, data.health),
+        _figure(by_attribute),
+        _figure(by_step),
         _figure(heatmaps),
         "<h2>Overlap and transfer</h2>",
         _correlation_table(data.correlations),
