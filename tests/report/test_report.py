@@ -386,3 +386,14 @@ def test_overlap_per_attribute_and_per_step_at_the_headline_layer(tmp_path: Path
     assert titles == ["step 0", "step 1000", "step 2000 (flagged)", "step 3000 (flagged)", "step 4000"]
     assert figures.overlap_by_attribute(data.overlap, data.health, layer=7) is None
     assert figures.overlap_heatmaps_by_step(data.overlap, data.health, layer=None) is None
+
+
+def test_attribute_table_gives_the_mean_overlap_test(tmp_path: Path) -> None:
+    overlap = _overlap(STEPS)
+    p = xr.full_like(overlap["overlap"].isel({dims.LANGUAGE: 0, dims.LANGUAGE_OTHER: 0}, drop=True), 0.5)
+    p.loc[{dims.STEP: 4000, dims.LAYER: 2, dims.ATTRIBUTE: "Number"}] = 0.0123
+    write_report(_data(overlap=overlap.assign(mean_p=p)), tmp_path)
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    row = next(r for r in re.findall(r"<tr>(.*?)</tr>", page) if r.startswith("<td>2</td>") and "(p " in r)
+    assert "0.667 (p 0.012)" in row
+    assert "exact null of the mean across dependent pairs" in page

@@ -391,18 +391,27 @@ def _attribute_table(overlap: xr.Dataset | None, health: xr.Dataset) -> str:
     mean = figures.finite_mean(values, [dims.LANGUAGE, dims.LANGUAGE_OTHER])
     attributes = [str(a) for a in mean[dims.ATTRIBUTE].values]
     layers = list(mean[dims.LAYER].values) if dims.LAYER in mean.dims else [None]
+    tested = overlap["mean_p"].sel({dims.STEP: step}) if "mean_p" in overlap else None
     rows = []
     for layer in layers:
         row = mean if layer is None else mean.sel({dims.LAYER: layer})
-        rows.append(
-            ["all" if layer is None else str(layer)]
-            + [format_number(float(row.sel({dims.ATTRIBUTE: a}).values)) for a in attributes]
+        cells = []
+        for a in attributes:
+            text = format_number(float(row.sel({dims.ATTRIBUTE: a}).values))
+            if tested is not None:
+                p = tested.sel({dims.ATTRIBUTE: a})
+                p_value = float((p if layer is None else p.sel({dims.LAYER: layer})).values)
+                if math.isfinite(p_value):
+                    text += f" (p {format_p(p_value)})"
+            cells.append(text)
+        rows.append(["all" if layer is None else str(layer), *cells])
+    caption = f"Mean overlap over language pairs, per attribute, at step {step}."
+    if tested is not None:
+        caption += (
+            " In brackets: the p-value of that mean against chance, by permuting each language's "
+            "neuron indices (the exact null of the mean across dependent pairs), uncorrected."
         )
-    return _table(
-        ["layer", *attributes],
-        rows,
-        caption=f"Mean overlap over language pairs, per attribute, at step {step}.",
-    )
+    return _table(["layer", *attributes], rows, caption=caption)
 
 
 def _correlation_table(views: Sequence[CorrelationView]) -> str:
