@@ -147,22 +147,26 @@ def _percent(share: float) -> str:
 
 
 def render_overlap(summary: xr.Dataset) -> str:
-    """Mean overlap per (step, layer), its multiple of chance and the share significant."""
+    """Mean overlap per (step, layer), its multiple of chance, the share significant and, where
+    the overlap was gated, the (language, attribute) cells that passed of those probed."""
     summary = summary.sortby(dims.STEP)
+    gated = "n_passed" in summary and "n_probed" in summary
     rows = []
     for step in summary[dims.STEP].values:
         for layer in summary[dims.LAYER].values:
             cell = summary.sel({dims.STEP: step, dims.LAYER: layer})
-            rows.append(
-                (
-                    int(step),
-                    int(layer),
-                    _fmt(float(cell["mean_overlap"])),
-                    _fmt(float(cell["multiple_of_chance"]), 2),
-                    _percent(float(cell["significant"])),
-                )
+            row: tuple[object, ...] = (
+                int(step),
+                int(layer),
+                _fmt(float(cell["mean_overlap"])),
+                _fmt(float(cell["multiple_of_chance"]), 2),
+                _percent(float(cell["significant"])),
             )
-    table = render_table(("step", "layer", "overlap", "x chance", "significant"), rows)
+            if gated:
+                row += (f"{int(cell['n_passed'])}/{int(cell['n_probed'])}",)
+            rows.append(row)
+    header = ("step", "layer", "overlap", "x chance", "significant")
+    table = render_table(header + (("cells passed",) if gated else ()), rows)
     if any(row[2] == "-" for row in rows):
         table += "\n  -: no overlap (no attribute with two languages whose cells passed the gate)"
     return table + "\n" + LAYER_NOTE

@@ -177,8 +177,8 @@ def overlap(
     (Holm-corrected over pairs). ``k`` defaults to the run's selection size. By default only
     cells whose probe beats its permutation null (:mod:`xalign.analysis.gate`, corrected over
     every probed cell by ``gate_method`` at ``gate_alpha``) take part: a pair with a cell that
-    failed is NaN. ``passed`` (per cell) and ``n_passed`` (languages per step, layer,
-    attribute) say which did; ``gated=False`` uses every probed cell. Per (step, layer,
+    failed is NaN. ``passed`` (per cell) and ``n_passed`` of ``n_probed`` (languages per step,
+    layer, attribute) say which did; ``gated=False`` uses every probed cell. Per (step, layer,
     attribute), ``mean_overlap`` over the pairs and its ``mean_p``: the permutation test of
     :mod:`xalign.analysis.mean_overlap` (``n_permutations`` draws), which respects that the
     pairs share their languages' sets. Where the probing run measured each cell's
@@ -210,7 +210,14 @@ def overlap(
     if applied:
         selected = selected.where(passed, -1)
     pairs = _overlap.overlap(selected, k=k, n_neurons=n_neurons).transpose(*PAIR_DIMS)
-    pairs = pairs.assign(passed=passed.astype(bool), n_passed=passed.sum(dims.LANGUAGE).astype(np.int64))
+    probed = selected_probed = results["selected_neuron"].isel({dims.RANK: 0}, drop=True) >= 0
+    if "gate_p" in results:
+        probed = results["gate_p"].notnull() & selected_probed
+    pairs = pairs.assign(
+        passed=passed.astype(bool),
+        n_passed=passed.sum(dims.LANGUAGE).astype(np.int64),
+        n_probed=probed.sum(dims.LANGUAGE).astype(np.int64),
+    )
     pairs.attrs.update(k=k, n_neurons=n_neurons)
     tested = mean_overlap_test(pairs, n_permutations=n_permutations, seed=seed)
     pairs = pairs.assign(

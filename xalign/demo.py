@@ -148,9 +148,9 @@ def run_demo(
     at_last = last.sel({dims.LAYER: layer})
     chance = float(overlap.result.attrs["parameters"]["chance"])
     gate = overlap.result.attrs["gate"]
-    passed = overlap.result["n_passed"].sel({dims.LAYER: layer}).sortby(dims.STEP).isel({dims.STEP: -1})
+    counts = overlap.result[["n_passed", "n_probed"]].sel({dims.LAYER: layer}).sortby(dims.STEP)
     # Cells probed at that step and layer (not those the filters skipped): the gate's denominator.
-    gate_p = opened.results("probe")["gate_p"].sel({dims.LAYER: layer, dims.STEP: int(passed[dims.STEP])})
+    counts = counts.isel({dims.STEP: -1}).compute()
     stats = correlation.result.sel({dims.LAYER: layer}).compute()
     tested = overlap.result[["mean_overlap", "mean_p", "n_languages"]].sel({dims.LAYER: layer})
     tested = tested.sortby(dims.STEP).isel({dims.STEP: -1}).compute()
@@ -178,8 +178,8 @@ def run_demo(
         "overlap_first": float(first["mean_overlap"].sel({dims.LAYER: layer})),
         "overlap_last": float(at_last["mean_overlap"]),
         "attributes": attributes,
-        "cells_passed_last": int(passed.sum()),
-        "cells_probed_last": int(np.isfinite(gate_p.values).sum()),
+        "cells_passed_last": int(counts["n_passed"].sum()),
+        "cells_probed_last": int(counts["n_probed"].sum()),
         "gate": gate,
         "pearson_r": float(stats["r"].sel({dims.STATISTIC: "pearson"})),
         "pearson_ci": (

@@ -139,6 +139,18 @@ def test_reproducibility_is_high_for_a_planted_set_and_gives_the_overlap_its_cei
     reproducible = store.results("probe")["self_overlap"].sel(step=1000, attribute="Number").values
     assert (reproducible == 1).all()  # the three planted neurons, again on every resample
     pairs = xalign.overlap(store).sel(step=1000, layer=0).compute()
+    # Every language's Number cell passes the gate; the counts say so per attribute.
+    number = pairs.sel(attribute="Number")
+    assert int(number["n_passed"]) == int(number["n_probed"]) == 3
+    assert int(pairs["n_probed"].sel(attribute="Gender")) == 3
+    assert int(pairs["n_passed"].sel(attribute="Gender")) == int(
+        pairs["passed"].sel(attribute="Gender").sum()
+    )
+    from xalign.analysis.overlap import summarize
+
+    summary = summarize(pairs)
+    assert int(summary["n_probed"]) == 6
+    assert int(summary["n_passed"]) == int(pairs["n_passed"].sum())
     assert float(pairs["mean_ceiling"].sel(attribute="Number")) == 1.0
     assert float(pairs["fraction_of_ceiling"].sel(attribute="Number")) == pytest.approx(1.0)
     ceiling = pairs["ceiling"].sel(attribute="Number").values

@@ -392,8 +392,10 @@ def test_attribute_table_gives_the_mean_overlap_test(tmp_path: Path) -> None:
     overlap = _overlap(STEPS)
     p = xr.full_like(overlap["overlap"].isel({dims.LANGUAGE: 0, dims.LANGUAGE_OTHER: 0}, drop=True), 0.5)
     p.loc[{dims.STEP: 4000, dims.LAYER: 2, dims.ATTRIBUTE: "Number"}] = 0.0123
-    write_report(_data(overlap=overlap.assign(mean_p=p)), tmp_path)
+    n_probed = xr.full_like(p, 3, dtype=np.int64)
+    n_passed = xr.full_like(p, 2, dtype=np.int64)
+    write_report(_data(overlap=overlap.assign(mean_p=p, n_passed=n_passed, n_probed=n_probed)), tmp_path)
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     row = next(r for r in re.findall(r"<tr>(.*?)</tr>", page) if r.startswith("<td>2</td>") and "(p " in r)
-    assert "0.667 (p 0.012)" in row
+    assert "0.667 (p 0.012; 2/3 passed)" in row
     assert "exact null of the mean across dependent pairs" in page

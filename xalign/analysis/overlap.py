@@ -197,8 +197,9 @@ def summarize(ds: xr.Dataset, *, alpha: float = 0.05) -> xr.Dataset:
         ``mean_overlap``, ``mean_jaccard``, ``multiple_of_chance`` (mean_overlap / chance),
         ``significant`` (fraction of the finite unordered (pair, attribute) cells with
         ``p_holm < alpha``; NaN where there are none) and ``n_pairs`` (their number); and
-        ``mean_ceiling`` (the pairs' mean noise ceiling) where ``ds`` has ``ceiling``. attrs
-        those of ``ds`` plus ``alpha``.
+        ``mean_ceiling`` (the pairs' mean noise ceiling) where ``ds`` has ``ceiling``; and
+        ``n_passed`` / ``n_probed`` (cells that passed the probe quality gate, of those probed,
+        over languages and attributes) where ``ds`` has them. attrs those of ``ds`` plus ``alpha``.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha}")
@@ -225,6 +226,9 @@ def summarize(ds: xr.Dataset, *, alpha: float = 0.05) -> xr.Dataset:
     if "ceiling" in ds:
         mean_ceiling, _ = _mean(ds["ceiling"].where(pairs & finite), over)
         out["mean_ceiling"] = mean_ceiling
+    for name in ("n_passed", "n_probed"):
+        if name in ds:
+            out[name] = ds[name].sum([d for d in over if d in ds[name].dims]).astype(np.int64)
     return out
 
 

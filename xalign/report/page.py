@@ -392,18 +392,26 @@ def _attribute_table(overlap: xr.Dataset | None, health: xr.Dataset) -> str:
     attributes = [str(a) for a in mean[dims.ATTRIBUTE].values]
     layers = list(mean[dims.LAYER].values) if dims.LAYER in mean.dims else [None]
     tested = overlap["mean_p"].sel({dims.STEP: step}) if "mean_p" in overlap else None
+    counts = None
+    if "n_passed" in overlap and "n_probed" in overlap:
+        counts = overlap[["n_passed", "n_probed"]].sel({dims.STEP: step})
     rows = []
     for layer in layers:
         row = mean if layer is None else mean.sel({dims.LAYER: layer})
         cells = []
         for a in attributes:
             text = format_number(float(row.sel({dims.ATTRIBUTE: a}).values))
+            extra = []
             if tested is not None:
                 p = tested.sel({dims.ATTRIBUTE: a})
                 p_value = float((p if layer is None else p.sel({dims.LAYER: layer})).values)
                 if math.isfinite(p_value):
-                    text += f" (p {format_p(p_value)})"
-            cells.append(text)
+                    extra.append(f"p {format_p(p_value)}")
+            if counts is not None:
+                c = counts.sel({dims.ATTRIBUTE: a})
+                c = c if layer is None else c.sel({dims.LAYER: layer})
+                extra.append(f"{int(c['n_passed'])}/{int(c['n_probed'])} passed")
+            cells.append(text + (f" ({'; '.join(extra)})" if extra else ""))
         rows.append(["all" if layer is None else str(layer), *cells])
     caption = f"Mean overlap over language pairs, per attribute, at step {step}."
     if tested is not None:
@@ -411,6 +419,8 @@ def _attribute_table(overlap: xr.Dataset | None, health: xr.Dataset) -> str:
             " In brackets: the p-value of that mean against chance, by permuting each language's "
             "neuron indices (the exact null of the mean across dependent pairs), uncorrected."
         )
+    if counts is not None:
+        caption += " n/m passed: languages whose probe beat its permutation null, of those probed."
     return _table(["layer", *attributes], rows, caption=caption)
 
 
