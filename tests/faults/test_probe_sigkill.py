@@ -65,8 +65,11 @@ def test_sigkill_during_the_probe_grid_then_rerun_gives_identical_results(tmp_pa
     assert 2 <= finished < total
 
     report = run_probe_grid(str(killed), params=PARAMS)
-    assert report.slabs_already_done == finished
-    assert report.slabs_run == total - finished
+    # The kill can land while the last status chunk file is being written: that file exists but
+    # its slab is not done, and the rerun must redo it rather than read it as complete.
+    assert finished - 1 <= report.slabs_already_done <= finished
+    assert report.slabs_already_done >= 1
+    assert report.slabs_run == total - report.slabs_already_done
     assert_stores_equal(reference, killed)
     assert (open_results(killed)["status"] == "done").all()
 
