@@ -9,6 +9,7 @@ import click
 from xalign import __version__
 from xalign.cli.analysis_commands import correlate, health, overlap, similarity, transfer
 from xalign.cli.extract_commands import extract
+from xalign.cli.finetune_commands import finetune
 from xalign.cli.probe_commands import probe
 from xalign.cli.report_commands import demo, report
 from xalign.cli.store_commands import info, validate
@@ -48,6 +49,7 @@ for command in (
     probe,
     overlap,
     transfer,
+    finetune,
     correlate,
     similarity,
     health,

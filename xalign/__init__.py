@@ -3,8 +3,8 @@
 Build an activation store of every checkpoint over UD treebanks, query it lazily with
 xarray, and run the analyses (probing, neuron overlap, transfer) with Dask.
 
-The analyses (:func:`probe`, :func:`overlap`, :func:`transfer`, :func:`correlate`,
-:func:`similarity`, :func:`health`, :func:`import_transfer_scores`) take a store and return
+The analyses (:func:`probe`, :func:`overlap`, :func:`transfer`, :func:`finetune`,
+:func:`correlate`, :func:`similarity`, :func:`health`, :func:`import_transfer_scores`) take a store and return
 lazy ``xr.Dataset``s; :func:`persist` stores any of them (see :mod:`xalign.api`). They load
 on first use, so ``import xalign`` stays light.
 
@@ -47,6 +47,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 _API = (
     "Persisted",
     "correlate",
+    "finetune",
     "health",
     "import_transfer_scores",
     "overlap",

@@ -22,7 +22,7 @@ Examples
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from xalign.analysis import health as _health
 from xalign.analysis import overlap as _overlap
 from xalign.analysis import similarity as _similarity
 from xalign.analysis.engine import JobReport, lazy_result, run_job
+from xalign.analysis.finetune import FinetuneParams, finetune_job
 from xalign.analysis.gate import CorrectionMethod, gate
 from xalign.analysis.mean_overlap import mean_overlap_test
 from xalign.analysis.probing import ProbeParams, check_selection_size, probe_job
@@ -50,6 +51,7 @@ from xalign.store.store import Store, open_store
 __all__ = [
     "Persisted",
     "correlate",
+    "finetune",
     "health",
     "import_transfer_scores",
     "open_store",
@@ -116,6 +118,41 @@ def probe(
             _opened(store), params, steps=steps, layers=layers, languages=languages, attributes=attributes
         )
     )
+
+
+def finetune(
+    store: Store | StoreLocation,
+    params: FinetuneParams | None = None,
+    *,
+    steps: Sequence[int] | None = None,
+    targets: Sequence[str] | None = None,
+    checkpoints: Mapping[int, Any] | None = None,
+    exclude_flagged: bool = False,
+    **settings: Any,
+) -> xr.Dataset:
+    """Fine-tuned zero-shot transfer, lazily: one task per checkpoint.
+
+    Each step's model (from where the store says it came, or ``checkpoints``: step ->
+    :class:`~xalign.extract.checkpoints.Checkpoint`) is fine-tuned for UPOS on each source's
+    train sentences, the epoch chosen on its dev sentences, and tested on every target's test
+    sentences (:mod:`xalign.analysis.finetune`). It reads no stored hidden state, so unlike
+    :func:`transfer` it is independent of the overlap. ``settings``: the fields of
+    :class:`~xalign.analysis.finetune.FinetuneParams`.
+
+    Examples
+    --------
+    >>> acc = xalign.finetune(store, epochs=3)["accuracy"].sel(language="en")
+    >>> acc.plot(x="step", hue="language_other")
+    """
+    params = _params(FinetuneParams, params, settings)
+    opened = _opened(store)
+    excluded = _excluded(opened, exclude_flagged)
+    if excluded:
+        steps = [s for s in (opened.steps.tolist() if steps is None else steps) if s not in excluded]
+    job = finetune_job(opened, params, steps=steps, targets=targets, checkpoints=checkpoints)
+    result = lazy_result(job)
+    result.attrs["parameters"] = {**job.parameters, "excluded_steps": excluded}
+    return result
 
 
 def _params(cls: Any, params: Any, settings: dict[str, Any]) -> Any:

@@ -80,6 +80,20 @@ def _transfer_job(store: Store, result: xr.Dataset) -> SlabJob:
     return replace(job, parameters=dict(stored))
 
 
+def _finetune_job(store: Store, result: xr.Dataset) -> SlabJob:
+    from xalign.analysis.finetune import FinetuneParams, finetune_job, stored_checkpoints
+
+    stored = result.attrs["parameters"]
+    job = finetune_job(
+        store,
+        FinetuneParams.from_dict(stored),
+        steps=_values(result, dims.STEP),
+        targets=[str(v) for v in result[dims.LANGUAGE_OTHER].values],
+        checkpoints=stored_checkpoints(stored),
+    )
+    return replace(job, parameters=dict(stored))
+
+
 ANALYSES: dict[str, AnalysisKind] = {
     kind.name: kind
     for kind in (
@@ -103,6 +117,13 @@ ANALYSES: dict[str, AnalysisKind] = {
             slab_job=_transfer_job,
         ),
         AnalysisKind(
+            name="finetune",
+            description="fine-tuned transfer: the model fine-tuned for UPOS on one language, tested on "
+            "the others (independent of the stored hidden states)",
+            default_name="upos",
+            slab_job=_finetune_job,
+        ),
+        AnalysisKind(
             name="transfer_scores",
             description="transfer scores imported from a file",
             default_name="scores",
@@ -112,7 +133,7 @@ ANALYSES: dict[str, AnalysisKind] = {
             name="correlation",
             description="correlation of overlap with transfer over (step, language) cells",
             default_name="probe-linear",
-            depends_on=("overlap", "transfer", "transfer_scores"),
+            depends_on=("overlap", "transfer", "finetune", "transfer_scores"),
         ),
         AnalysisKind(
             name="similarity",

@@ -26,9 +26,11 @@ __all__ = [
     "LoadedCheckpoint",
     "ModelShape",
     "bloom_intermediate",
+    "checkpoint_files",
     "from_directory",
     "inspect_checkpoint",
     "load_checkpoint",
+    "load_tokenizer",
     "parse_revision",
     "weights_fingerprint",
 ]
@@ -184,6 +186,22 @@ def inspect_checkpoint(checkpoint: Checkpoint) -> tuple[Any, str, ModelShape]:
         raise CheckpointError(f"cannot load {checkpoint.label}: {exc}") from exc
     shape = ModelShape(hidden_states=int(config.num_hidden_layers) + 1, neurons=int(config.hidden_size))
     return tokenizer, tokenizer_digest(tokenizer), shape
+
+
+def checkpoint_files(checkpoint: Checkpoint) -> str:
+    """The local directory of a checkpoint's files (a hub revision is resolved through the cache).
+
+    Raises
+    ------
+    CheckpointError
+        As :func:`load_checkpoint` does.
+    """
+    return _resolve(checkpoint)[0]
+
+
+def load_tokenizer(path: str, checkpoint: Checkpoint) -> Any:
+    """The fast tokenizer in ``path`` (the files of ``checkpoint``)."""
+    return _fast_tokenizer(path, checkpoint)
 
 
 def _fast_tokenizer(path: str, checkpoint: Checkpoint) -> Any:
