@@ -78,6 +78,17 @@ def test_a_target_with_shuffled_tags_gets_chance_accuracy(tagged_store: str) -> 
     assert float(en["cpu_seconds"]) > 0
 
 
+def test_lora_adapters_learn_the_tags_too(tagged_store: str) -> None:
+    store = xalign.open_store(tagged_store)
+    params = FinetuneParams(epochs=2, learning_rate=1e-2, batch_size=8, lora=True, lora_rank=4)
+    result = xalign.finetune(store, params, steps=[4]).sel(step=4, language="en").compute()
+    assert result.attrs["parameters"]["lora"] is True
+    right = float(result["accuracy"].sel(language_other="en"))
+    assert right > float(result["accuracy"].sel(language_other="xx")) + 0.1
+    full = xalign.finetune(store, PARAMS, steps=[4]).sel(step=4, language="en").compute()
+    assert right != float(full["accuracy"].sel(language_other="en"))
+
+
 _CHILD = "from xalign.cli.main import main; main()"
 
 
