@@ -195,9 +195,9 @@ def transfer(
 @click.option(
     "--transfer",
     "transfer_name",
-    default="linear",
-    show_default=True,
-    help="Transfer to correlate with: a built-in analysis NAME, or NAME:TASK of imported scores.",
+    help="Transfer to correlate with: finetune/NAME, NAME:TASK of imported scores, or transfer/NAME "
+    "for probe transfer (not independent of the overlap; a warning says so). Default: the first "
+    "fine-tuned transfer, else the first imported scores.",
 )
 @click.option(
     "--source",
@@ -213,7 +213,7 @@ def transfer(
 def correlate(
     store: str,
     overlap_name: str,
-    transfer_name: str,
+    transfer_name: str | None,
     source: str | None,
     n_boot: int,
     seed: int,
@@ -231,16 +231,15 @@ def correlate(
     Examples:
       xalign correlate runs/toy.zarr --exclude-flagged
       xalign correlate runs/bloom.zarr --transfer xnli:xnli --source en
+      xalign correlate runs/toy.zarr --transfer transfer/linear   # probe transfer, with a warning
     """
     import xalign
-    from xalign.analysis.sources import TransferSource
 
-    transfer_name, _, task = transfer_name.partition(":")
     opened = xalign.open_store(store)
     lazy = xalign.correlate(
         opened,
         overlap=overlap_name,
-        transfer=TransferSource(name=transfer_name, task=task or None),
+        transfer=transfer_name,
         source=source,
         exclude_flagged=exclude_flagged,
         n_boot=n_boot,
@@ -249,6 +248,11 @@ def correlate(
     outcome = xalign.persist(lazy, opened, name, overwrite=overwrite)
     used = str(outcome.result.attrs["parameters"]["source"])
     click.echo(describe_choice(used, source is None))
+    click.echo(
+        f"transfer: {outcome.result.attrs.get('measure', outcome.result.attrs['parameters']['transfer'])}"
+    )
+    if "warning" in outcome.result.attrs:
+        click.echo(f"warning: {outcome.result.attrs['warning']}", err=True)
     click.echo(render_correlation(outcome.result.compute()))
     click.echo(f"intervals and p-values: {CLUSTER_INTERVAL}")
     click.echo(_stored(outcome))

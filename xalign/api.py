@@ -41,7 +41,14 @@ from xalign.analysis.gate import CorrectionMethod, gate
 from xalign.analysis.mean_overlap import mean_overlap_test
 from xalign.analysis.probing import ProbeParams, check_selection_size, probe_job
 from xalign.analysis.registry import ANALYSES, kind_of, open_stored
-from xalign.analysis.sources import TransferSource, choose_source, load_transfer
+from xalign.analysis.sources import (
+    PROBE_TRANSFER_WARNING,
+    TransferSource,
+    choose_source,
+    default_transfer,
+    load_transfer,
+    parse_transfer,
+)
 from xalign.analysis.transfer import PAIR_DIMS, TransferParams, transfer_job
 from xalign.analysis.transfer_scores import read_transfer_scores
 from xalign.store.location import StoreLocation
@@ -358,7 +365,7 @@ def correlate(
     store: Store | StoreLocation,
     *,
     overlap: str = "probe",
-    transfer: TransferSource | str = "linear",
+    transfer: TransferSource | str | None = None,
     source: str | None = None,
     exclude_flagged: bool = False,
     n_boot: int = 2000,
@@ -367,8 +374,11 @@ def correlate(
 ) -> xr.Dataset:
     """Correlation of the stored overlap with a stored transfer over (step, language) cells, per layer.
 
-    ``transfer`` names built-in transfer (``analyses/transfer/<name>``) or, as a
-    :class:`~xalign.analysis.sources.TransferSource` with a task, imported scores. ``source``
+    ``transfer`` is a :class:`~xalign.analysis.sources.TransferSource` or its text
+    (``finetune/NAME``, ``transfer/NAME`` for probe transfer, ``NAME:TASK`` for imported scores;
+    :func:`~xalign.analysis.sources.parse_transfer`). By default the first fine-tuned transfer,
+    else the first imported scores: probe transfer reads the same hidden states as the overlap,
+    so it is used only when asked, and the result then carries a ``warning`` attr. ``source``
     defaults to English where the overlap has it, else its first language.
 
     Examples
@@ -376,7 +386,10 @@ def correlate(
     >>> xalign.correlate(store, transfer=TransferSource(name="xnli", task="xnli"))["r"].to_pandas()
     """
     opened = _opened(store)
-    transfer = TransferSource(name=transfer) if isinstance(transfer, str) else transfer
+    if transfer is None:
+        transfer = default_transfer(opened)
+    elif isinstance(transfer, str):
+        transfer = parse_transfer(opened, transfer)
     pairs = open_stored(opened, "overlap", overlap)
     source, _ = choose_source([str(v) for v in pairs[dims.LANGUAGE].values], source)
     excluded = _excluded(opened, exclude_flagged)
@@ -394,7 +407,11 @@ def correlate(
         "interval": _correlation.CLUSTER_INTERVAL,
         "excluded_steps": excluded,
     }
-    return _made(result, "correlation", parameters)
+    made = _made(result, "correlation", parameters)
+    made.attrs["measure"] = transfer.label()
+    if not transfer.independent:
+        made.attrs["warning"] = PROBE_TRANSFER_WARNING
+    return made
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -73,8 +73,9 @@ def test_linear_transfer_follows_the_shared_neurons(analysed: Path) -> None:
 def test_correlation_is_positive_and_counts_its_cells(analysed: Path) -> None:
     _run("overlap", str(analysed))
     _run("transfer", str(analysed), "--attribute", "Number")
-    out = _run("correlate", str(analysed), "--n-boot", "200").output
+    out = _run("correlate", str(analysed), "--transfer", "transfer/linear", "--n-boot", "200").output
     assert "pearson r [95% CI]" in out
+    assert "transfer: probe transfer (linear; same representations as the overlap" in out
     ds = xr.open_zarr(analysed, group="analyses/correlation/probe-linear").load()
     # 2 steps x 2 target languages, per layer: at step 0 no probe beats its null (no signal yet),
     # so the gate leaves those cells out of the overlap.
@@ -137,6 +138,10 @@ def test_user_mistakes_are_one_line_errors(analysed: Path, tmp_path: Path) -> No
     result = CliRunner().invoke(cli, ["correlate", str(analysed), "--transfer", "missing"])
     assert result.exit_code == 1
     assert "no transfer analysis named 'missing'" in result.output
+    _run("overlap", str(analysed))
+    result = CliRunner().invoke(cli, ["correlate", str(analysed)])
+    assert result.exit_code == 1
+    assert "no independent transfer to correlate with: run xalign finetune" in result.output
     bad = tmp_path / "scores.csv"
     bad.write_text("step,language,task,score\n1000,en,xnli,0.7\n1234,en,xnli,0.5\n")
     result = CliRunner().invoke(cli, ["transfer", str(analysed), "--scores", str(bad)])
@@ -173,13 +178,13 @@ def test_what_the_cli_stored_equals_the_lazy_results_of_the_api(analysed: Path) 
     _run("overlap", str(analysed))
     _run("transfer", str(analysed), "--attribute", "Number")
     _run("similarity", str(analysed))
-    _run("correlate", str(analysed), "--n-boot", "200", "--name", "api")
+    _run("correlate", str(analysed), "--transfer", "transfer/linear", "--n-boot", "200", "--name", "api")
     store = xalign.open_store(str(analysed))
     lazy = {
         ("overlap", "probe"): xalign.overlap(store),
         ("transfer", "linear"): xalign.transfer(store, attributes=["Number"]),
         ("similarity", "parallel"): xalign.similarity(store),
-        ("correlation", "api"): xalign.correlate(store, n_boot=200),
+        ("correlation", "api"): xalign.correlate(store, transfer="transfer/linear", n_boot=200),
     }
     for (kind, name), result in lazy.items():
         stored = store.analysis(kind, name).compute()
@@ -190,6 +195,7 @@ def test_what_the_cli_stored_equals_the_lazy_results_of_the_api(analysed: Path) 
             np.testing.assert_array_equal(
                 stored[variable].values, computed[variable].values, err_msg=f"{kind}: {variable}"
             )
+    assert "not an independent test" in store.analysis("correlation", "api").attrs["warning"]
     probed = store.results("probe").compute()
     again = xalign.probe(store, probe="gaussian", k=2, attributes=["Number"]).compute()
     for variable in again.data_vars:

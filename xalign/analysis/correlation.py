@@ -38,10 +38,11 @@ def transfer_cells(overlap: xr.Dataset, transfer: xr.DataArray, *, source: str) 
     overlap
         An overlap analysis (dims step, layer, attribute, language, language_other).
     transfer
-        Either transfer measured from the store (dims step, layer, attribute, language =
+        Either probe transfer measured from the store (dims step, layer, attribute, language =
         source, language_other = target): cells then average overlap and transfer over the
-        attributes both have; or one task's imported scores (dims step, language): the
-        overlap is averaged over attributes and the score is the same at every layer.
+        attributes both have; or fine-tuned transfer (dims step, language = source,
+        language_other = target) or one task's imported scores (dims step, language = target):
+        the overlap is averaged over attributes and the score is the same at every layer.
 
     Returns
     -------
@@ -66,7 +67,12 @@ def transfer_cells(overlap: xr.Dataset, transfer: xr.DataArray, *, source: str) 
         y = scores.where(both).mean(dims.ATTRIBUTE, skipna=True)
     else:
         x = pairs.mean(dims.ATTRIBUTE, skipna=True)
-        y = transfer.rename({dims.LANGUAGE: dims.LANGUAGE_OTHER})
+        if dims.LANGUAGE_OTHER in transfer.dims:  # fine-tuned: (step, source, target)
+            if source not in transfer[dims.LANGUAGE].values:
+                raise CorrelationError(f"source language {source!r} has no transfer results")
+            y = transfer.sel({dims.LANGUAGE: source}, drop=True)
+        else:  # imported scores: (step, target)
+            y = transfer.rename({dims.LANGUAGE: dims.LANGUAGE_OTHER})
         x, y = xr.align(x, y, join="inner", exclude=[dims.STEP, dims.LAYER])
         if x.sizes[dims.LANGUAGE_OTHER] == 0:
             raise CorrelationError("the transfer scores have no language besides the source")

@@ -19,16 +19,20 @@ import xarray as xr
 
 from xalign import dims
 from xalign.analysis.registry import open_stored
-from xalign.store.outputs import ResultsError
+from xalign.store.layout import ANALYSES_GROUP
+from xalign.store.outputs import ResultsError, output_names
 from xalign.store.store import Store
 
 __all__ = [
     "PREFERRED_SOURCE",
+    "PROBE_TRANSFER_WARNING",
     "TransferSource",
     "choose_source",
+    "default_transfer",
     "describe_choice",
     "headline_layer",
     "load_transfer",
+    "parse_transfer",
 ]
 
 
@@ -66,22 +70,97 @@ def describe_choice(language: str, defaulted: bool, *, what: str = "source", opt
     return f"{what} language: {language} ({why}; choose another with {option})"
 
 
+PROBE_TRANSFER_WARNING = (
+    "probe transfer reads the same hidden states as the overlap, so part of any correlation with it "
+    "is built in: it is not an independent test (use xalign finetune or imported scores)"
+)
+"""Said wherever a correlation uses probe transfer."""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TransferSource:
-    """Which transfer to correlate with: a built-in analysis, or one task of imported scores."""
+    """Which transfer to correlate with: probe transfer, fine-tuned transfer, or one task of
+    imported scores."""
 
     name: str
     task: str | None = None
-    """The task of imported scores; None for built-in transfer."""
+    """The task of imported scores; None for transfer measured by xalign."""
+    kind: str = "transfer"
+    """``transfer`` (probe transfer, from the stored hidden states) or ``finetune``; imported
+    scores (a ``task``) are ``transfer_scores`` whatever this says."""
+
+    @property
+    def analysis(self) -> str:
+        """The analysis kind it is stored as."""
+        return "transfer_scores" if self.task else self.kind
+
+    @property
+    def independent(self) -> bool:
+        """Whether it is measured apart from the hidden states the overlap reads."""
+        return self.analysis != "transfer"
 
     def describe(self) -> str:
-        return f"transfer_scores/{self.name}:{self.task}" if self.task else f"transfer/{self.name}"
+        if self.task:
+            return f"transfer_scores/{self.name}:{self.task}"
+        return f"{self.kind}/{self.name}"
+
+    def label(self) -> str:
+        """What it measures, in words."""
+        if self.task:
+            return f"imported {self.task} scores ({self.name})"
+        if self.kind == "finetune":
+            return f"fine-tuned UPOS transfer ({self.name})"
+        return f"probe transfer ({self.name}; same representations as the overlap, not an independent test)"
+
+
+def parse_transfer(store: Store, text: str) -> TransferSource:
+    """``finetune/NAME``, ``transfer/NAME`` (probe transfer), ``NAME:TASK`` (imported scores), or a
+    bare NAME: the fine-tuned transfer of that name if there is one, else the probe transfer."""
+    kind, slash, name = text.partition("/")
+    if slash:
+        if kind == "transfer_scores":
+            name, _, task = name.partition(":")
+            return TransferSource(name=name, task=task or None)
+        if kind not in ("transfer", "finetune"):
+            raise ResultsError(f"transfer {text!r}: expected finetune/NAME, transfer/NAME or NAME:TASK")
+        return TransferSource(name=name, kind=kind)
+    name, _, task = text.partition(":")
+    if task:
+        return TransferSource(name=name, task=task)
+    return TransferSource(name=name, kind="finetune" if name in _names(store, "finetune") else "transfer")
+
+
+def default_transfer(store: Store) -> TransferSource:
+    """The transfer a correlation uses when none is named: the first fine-tuned transfer, else
+    the first task of the first imported scores; never probe transfer.
+
+    Raises
+    ------
+    ResultsError
+        If the store has neither.
+    """
+    for name in _names(store, "finetune"):
+        return TransferSource(name=name, kind="finetune")
+    for name in _names(store, "transfer_scores"):
+        tasks = [str(t) for t in open_stored(store, "transfer_scores", name)[dims.TASK].values]
+        if tasks:
+            return TransferSource(name=name, task=tasks[0])
+    raise ResultsError(
+        "no independent transfer to correlate with: run xalign finetune, or import scores with "
+        "xalign transfer --scores FILE; probe transfer is used only when asked (--transfer "
+        "transfer/linear), since it reads the same hidden states as the overlap"
+    )
+
+
+def _names(store: Store, kind: str) -> list[str]:
+    return output_names(store.location, f"{ANALYSES_GROUP}/{kind}")
 
 
 def load_transfer(store: Store, source: TransferSource) -> xr.DataArray:
-    """The transfer array of ``source``: accuracy (built-in) or one task's scores (imported)."""
+    """The transfer array of ``source``: accuracy (measured by xalign) or one task's scores
+    (imported)."""
     if source.task is None:
-        return open_stored(store, "transfer", source.name)["accuracy"]
+        return open_stored(store, source.kind, source.name)["accuracy"]
     scores = open_stored(store, "transfer_scores", source.name)["score"]
     tasks = [str(t) for t in scores[dims.TASK].values]
     if source.task not in tasks:

@@ -12,8 +12,10 @@ from xalign.analysis.correlation import transfer_cells
 from xalign.analysis.gate import describe_gate_parameters
 from xalign.analysis.health import checkpoint_health, flagged_steps
 from xalign.analysis.overlap import summarize
+from xalign.analysis.registry import ANALYSES
 from xalign.analysis.sources import (
     PREFERRED_SOURCE,
+    PROBE_TRANSFER_WARNING,
     TransferSource,
     choose_source,
     headline_layer,
@@ -83,6 +85,8 @@ def collect_report(
         source, how = _source(location, languages, source)
         notes.append(f"Correlations start from {source} ({how}).")
         if source in languages:
+            if any(not t.independent for t in _transfers(location)):
+                notes.append(f"Probe transfer: {PROBE_TRANSFER_WARNING}.")
             for transfer in _transfers(location):
                 correlations.append(
                     _view(
@@ -117,11 +121,22 @@ def collect_report(
         correlations=correlations,
         notes=notes,
         probe_quality=quality,
+        finetuned=_finetuned(location),
         layer=shown_layer,
         departures=departures(
             store.provenance, probe_parameters, None if overlap is None else dict(overlap.attrs)
         ),
     )
+
+
+def _finetuned(location: StoreLocation) -> xr.DataArray | None:
+    """Accuracy of the fine-tuned transfer analysis of the default name (else the first), in
+    memory; None without one."""
+    names = analysis_names(location, "finetune")
+    if not names:
+        return None
+    name = ANALYSES["finetune"].default_name if ANALYSES["finetune"].default_name in names else names[0]
+    return open_analysis(location, "finetune", name)["accuracy"].compute()
 
 
 def _probe_quality(store: Store, overlap: xr.Dataset) -> xr.Dataset | None:
@@ -172,11 +187,12 @@ def _analysis(location: StoreLocation, kind: str, name: str | None) -> xr.Datase
 
 
 def _transfers(location: StoreLocation) -> list[TransferSource]:
-    found = [TransferSource(name=name) for name in analysis_names(location, "transfer")]
+    """Every stored transfer: fine-tuned and imported first, probe transfer (not independent) last."""
+    found = [TransferSource(name=name, kind="finetune") for name in analysis_names(location, "finetune")]
     for name in analysis_names(location, "transfer_scores"):
         scores = open_analysis(location, "transfer_scores", name)
         found += [TransferSource(name=name, task=str(task)) for task in scores[dims.TASK].values]
-    return found
+    return found + [TransferSource(name=name) for name in analysis_names(location, "transfer")]
 
 
 def _view(
@@ -204,9 +220,12 @@ def _view(
         )
         for method in ("pearson", "spearman")
     }
-    what = "accuracy of a linear classifier" if transfer.task is None else f"{transfer.task} score"
+    what = {
+        "transfer": "accuracy of a linear classifier on its hidden states",
+        "finetune": "UPOS accuracy of the fine-tuned model",
+    }.get(transfer.analysis, f"{transfer.task} score")
     return CorrelationView(
-        title=f"Overlap with {source} vs transfer from {source} ({transfer.describe()}, layer {layer})",
+        title=f"Overlap with {source} vs transfer from {source}: {transfer.label()}, layer {layer}",
         x_label=f"overlap coefficient with {source} (mean over attributes)",
         y_label=f"transfer from {source}: {what}",
         x=x[keep],

@@ -78,6 +78,9 @@ class ReportData:
         neurons, ``null_mi`` (its mean under the gate's permutation null) and ``passed``.
     notes
         Extra lines for the page (e.g. what was excluded).
+    finetuned
+        Fine-tuned transfer accuracy (step, language = source, language_other = target) of the
+        first stored ``xalign finetune`` analysis; None without one.
     layer
         The headline layer (fixed before looking) of the per-attribute and per-step figures and
         the correlations; None without an overlap.
@@ -96,5 +99,6 @@ class ReportData:
     correlations: Sequence[CorrelationView] = ()
     notes: Sequence[str] = ()
     probe_quality: xr.Dataset | None = None
+    finetuned: xr.DataArray | None = None
     layer: int | None = None
     departures: Sequence[str] = ()

@@ -49,6 +49,7 @@ __all__ = [
     "overlap_vs_step",
     "save",
     "similarity_vs_step",
+    "transfer_matrices",
 ]
 
 DPI = 110
@@ -418,7 +419,15 @@ def overlap_heatmaps_by_step(
     )
 
 
-def _heatmap_panels(values: xr.DataArray, titles: Sequence[str], attrs: Any, where: str) -> Figure | None:
+def _heatmap_panels(
+    values: xr.DataArray,
+    titles: Sequence[str],
+    attrs: Any,
+    where: str,
+    *,
+    bar_label: str = "mean overlap (fraction of top-k shared)",
+    heading: str | None = None,
+) -> Figure | None:
     """One language × language heatmap per entry of ``values``' first dim, on one colour scale."""
     languages = [str(v) for v in values[dims.LANGUAGE].values]
     others = [str(v) for v in values[dims.LANGUAGE_OTHER].values]
@@ -436,9 +445,13 @@ def _heatmap_panels(values: xr.DataArray, titles: Sequence[str], attrs: Any, whe
     annotate = n_languages <= _ANNOTATE_MAX_LANGUAGES
     n_columns = min(n_panels, 4 if n_languages <= 5 or not annotate else 3)
     n_rows = math.ceil(n_panels / n_columns)
-    side = max(2.6, (0.42 if annotate else 0.28) * n_languages + 0.9)
+    cell = 0.42 if annotate else 0.28
+    width = max(2.6, cell * len(others) + 0.9)
+    height = max(1.4, cell * len(languages) + 0.9) if len(languages) < len(others) else width
     figure = Figure(
-        figsize=(side * n_columns + 1.3, (side + 0.35) * n_rows + 0.7), dpi=DPI, layout="constrained"
+        figsize=(max(width * n_columns + 1.3, 7.5), (height + 0.35) * n_rows + 0.9),
+        dpi=DPI,
+        layout="constrained",
     )
     axes = np.atleast_1d(figure.subplots(n_rows, n_columns, squeeze=False)).ravel()
     fontsize = 9 if n_languages <= 5 else 8
@@ -474,16 +487,45 @@ def _heatmap_panels(values: xr.DataArray, titles: Sequence[str], attrs: Any, whe
                     )
     if image is not None:
         bar = figure.colorbar(image, ax=list(axes[:n_panels]), shrink=0.9, aspect=25)
-        label = "mean overlap (fraction of top-k shared)"
+        label = bar_label
         if math.isfinite(chance) and 0 <= chance <= vmax:
             bar.ax.axhline(chance, color=_FLAG_COLOR, linewidth=2.5)
             label += "\nred line: chance"
         bar.set_label(label)
     k = attrs.get("k")
-    title = f"Overlap of top-{k} neuron sets between languages" if k is not None else "Neuron overlap"
-    title += where
-    title += "\nmean over attributes" + (f"; chance = {chance:.3g}" if math.isfinite(chance) else "")
+    if heading is not None:
+        title = "\n".join(textwrap.wrap(heading, 90))
+    else:
+        title = f"Overlap of top-{k} neuron sets between languages" if k is not None else "Neuron overlap"
+        title += where
+        title += "\nmean over attributes" + (f"; chance = {chance:.3g}" if math.isfinite(chance) else "")
     figure.suptitle(title, fontsize=11)
+    return figure
+
+
+def transfer_matrices(accuracy: xr.DataArray | None, health: xr.Dataset | None = None) -> Figure | None:
+    """Fine-tuned transfer accuracy, source × target, one panel per checkpoint with results."""
+    if accuracy is None or accuracy.sizes.get(dims.STEP, 0) == 0:
+        return None
+    ordered = accuracy.sortby(dims.STEP)
+    finite = np.isfinite(np.asarray(ordered.values, dtype=np.float64))
+    keep = finite.reshape(finite.shape[0], -1).any(axis=1)
+    if not keep.any():
+        return None
+    ordered = ordered.isel({dims.STEP: np.flatnonzero(keep)})
+    flagged = flags(health)
+    titles = [
+        f"step {int(s)}" + (" (flagged)" if int(s) in flagged else "") for s in ordered[dims.STEP].values
+    ]
+    heading = "Zero-shot transfer after fine-tuning for UPOS: accuracy on each target's test sentences"
+    panels = ordered.transpose(dims.STEP, dims.LANGUAGE, dims.LANGUAGE_OTHER)
+    figure = _heatmap_panels(panels, titles, {}, "", bar_label="UPOS accuracy", heading=heading)
+    if figure is not None:
+        for ax in figure.axes[: len(titles)]:
+            if ax.get_ylabel():
+                ax.set_ylabel("source (fine-tuned on)")
+            if ax.get_xlabel():
+                ax.set_xlabel("target (tested on)")
     return figure
 
 

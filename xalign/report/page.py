@@ -114,6 +114,14 @@ def write_report(data: ReportData, out: Path) -> list[Path]:
         if data.overlap is None
         else "The pairwise overlap has no value.",
     )
+    matrices = draw(
+        "transfer_matrices.png",
+        lambda: figures.transfer_matrices(data.finetuned, data.health),
+        "Zero-shot transfer measured by fine-tuning each checkpoint for UPOS on the source language "
+        "(xalign finetune): accuracy on each target's test sentences, one panel per checkpoint. "
+        "It reads no stored hidden state, so it is independent of the overlap.",
+        "No fine-tuned transfer in this store (xalign finetune).",
+    )
     scatters = [
         draw(
             f"overlap_vs_transfer_{i}.png",
@@ -148,6 +156,7 @@ def write_report(data: ReportData, out: Path) -> list[Path]:
         _figure(by_step),
         _figure(heatmaps),
         "<h2>Overlap and transfer</h2>",
+        _figure(matrices),
         _correlation_table(data.correlations),
         *(_figure(s) for s in scatters),
         "<h2>Parallel-sentence similarity</h2>",
