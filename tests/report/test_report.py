@@ -399,3 +399,20 @@ def test_attribute_table_gives_the_mean_overlap_test(tmp_path: Path) -> None:
     row = next(r for r in re.findall(r"<tr>(.*?)</tr>", page) if r.startswith("<td>2</td>") and "(p " in r)
     assert "0.667 (p 0.012; 2/3 passed)" in row
     assert "exact null of the mean across dependent pairs" in page
+
+
+def test_fine_tuned_transfer_matrix_per_step(tmp_path: Path) -> None:
+    steps = sorted(STEPS)
+    values = np.full((len(steps), 1, len(LANGUAGES)), np.nan)
+    values[0], values[-1] = 0.3, 0.6  # fine-tuned at two checkpoints only
+    accuracy = xr.DataArray(
+        values,
+        dims=(dims.STEP, dims.LANGUAGE, dims.LANGUAGE_OTHER),
+        coords={dims.STEP: steps, dims.LANGUAGE: ["en"], dims.LANGUAGE_OTHER: LANGUAGES},
+    )
+    figure = figures.transfer_matrices(accuracy, _health(steps))
+    assert figure is not None
+    assert [ax.get_title() for ax in figure.axes if ax.get_title()] == ["step 0", "step 4000"]
+    written = write_report(_data(finetuned=accuracy), tmp_path)
+    assert "transfer_matrices.png" in [p.name for p in written]
+    assert figures.transfer_matrices(accuracy.where(False), None) is None
