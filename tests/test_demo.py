@@ -21,8 +21,8 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     first = CliRunner().invoke(cli, ["demo", str(out), *REDUCED, *LANGUAGES], catch_exceptions=False)
     assert first.exit_code == 0, first.output
-    for stage in range(1, 8):
-        assert f"[{stage}/7]" in first.output
+    for stage in range(1, 9):
+        assert f"[{stage}/8]" in first.output
     assert "reused" not in first.output
     # The headline reads the middle stored layer (of 0 and 1: layer 1), fixed before looking.
     assert re.search(
@@ -32,10 +32,16 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path: Path) -> None:
     )
     assert re.search(r"^(no )?evidence of alignment at step 20", first.output, flags=re.M)
     assert "Pearson r = " in first.output or "passed the gate for a correlation" in first.output
+    assert re.search(
+        r"fine-tuned UPOS transfer from en \(mean over the other languages\): \d\.\d\d at step 0 -> "
+        r"\d\.\d\d at step 20; always predicting en's most frequent tag: \d\.\d\d",
+        first.output,
+    )
+    assert "overlap vs fine-tuned transfer from en" in first.output
     page = out / "report" / "index.html"
     assert f"report: {page}" in first.output
     images = re.findall(r'<img[^>]+src="([^"]+)"', page.read_text())
-    assert {"similarity_vs_step.png", "heldout_loss.png"} <= set(images)
+    assert {"similarity_vs_step.png", "heldout_loss.png", "transfer_matrices.png"} <= set(images)
     if "no attribute has two languages whose probes passed the gate" in first.output:
         # This tiny toy learns too little: the page says why there is no overlap plot.
         assert "No overlap to plot" in page.read_text()
@@ -49,7 +55,14 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path: Path) -> None:
     assert "reused; training loss" in second.output
     assert "reused; all 3 checkpoints were extracted before" in second.output
     assert "were probed before" in second.output
-    for kind in ("overlap/probe", "transfer/linear", "correlation/probe-linear", "similarity/parallel"):
+    kinds = (
+        "overlap/probe",
+        "transfer/linear",
+        "finetune/upos",
+        "correlation/probe-upos",
+        "similarity/parallel",
+    )
+    for kind in kinds:
         assert f"reused analyses/{kind}" in second.output
 
 
@@ -96,7 +109,14 @@ def test_the_headline_claims_alignment_only_where_the_mean_overlap_test_rejects(
     assert "in 1 of 2 attributes" in found[1]
     assert "Number 0.300 (3.8x chance, 5 languages, Holm p 0.002)" in found[1]
     assert "Gender" not in found[1]
-    assert "not an independent test" in found[2]
+    assert "overlap vs fine-tuned transfer from en, layer 2 (as asked): Pearson r = 0.40" in found[2]
+    assert "bootstrap over steps and target languages" in found[2]
+    transfer = {"first_step": 0, "last_step": 600, "first": 0.2, "last": 0.4, "baseline": 0.25, "own": 0.8}
+    with_transfer = headline_lines(_headline(transfer=transfer), k=10, source="en")
+    assert with_transfer[2] == (
+        "fine-tuned UPOS transfer from en (mean over the other languages): 0.20 at step 0 -> 0.40 at "
+        "step 600; always predicting en's most frequent tag: 0.25; in en itself: 0.80"
+    )
     weak = [{**a, "p_holm": 0.2} for a in _headline()["attributes"]]  # type: ignore[attr-defined]
     none = headline_lines(_headline(attributes=weak), k=10, source="en")
     assert none[1].startswith("no evidence of alignment at step 600: in none of the 2 attributes")

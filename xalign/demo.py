@@ -41,6 +41,8 @@ class DemoConfig:
     """The layer the headline reports; None: the middle stored layer (fixed before looking)."""
     scheduler: str | None = "threads"
     """A local Dask scheduler (threads, processes, sync); None: the active client or Dask's default."""
+    finetune_threads: int = 2
+    """Torch threads of each fine-tuning task (they take turns within a process)."""
 
     def __post_init__(self) -> None:
         if self.source not in self.languages:
@@ -74,6 +76,7 @@ def run_demo(
     With a ``distributed.Client``, probing and transfer run on its cluster.
     """
     from xalign import api
+    from xalign.analysis.finetune import FinetuneParams
     from xalign.analysis.overlap import summarize
     from xalign.analysis.sources import headline_layer
     from xalign.analysis.stats import holm
@@ -84,7 +87,7 @@ def run_demo(
     toy, store = out / "toy", out / "toy.zarr"
     bars = _Bars(progress)
 
-    echo(f"[1/7] training a tiny BLOOM on the PUD text, checkpoints {list(config.steps)} -> {toy}")
+    echo(f"[1/8] training a tiny BLOOM on the PUD text, checkpoints {list(config.steps)} -> {toy}")
     manifest, trained = _train(toy, config, bars)
     losses = dict(manifest.losses)
     echo(
@@ -93,12 +96,12 @@ def run_demo(
         + ", ".join(f"step {s}: {losses[s]:.2f}" for s in config.steps)
     )
 
-    echo(f"[2/7] extracting hidden states over {len(config.languages)} languages -> {store}")
+    echo(f"[2/8] extracting hidden states over {len(config.languages)} languages -> {store}")
     extracted = _extract(toy, store, config, bars)
     if not extracted.steps:
         echo(f"      reused; all {len(extracted.skipped)} checkpoints were extracted before")
 
-    echo(f"[3/7] probing (Gaussian probe, greedy top {config.k}) -> {store}/results/probe")
+    echo(f"[3/8] probing (Gaussian probe, greedy top {config.k}) -> {store}/results/probe")
     where = {"client": client, "scheduler": None if client is not None else config.scheduler}
     opened = api.open_store(store)
     bar = bars.open("probing", "slab")
@@ -115,10 +118,10 @@ def run_demo(
     if not probed.report.slabs_run:
         echo(f"      reused; all {probed.report.slabs_already_done} slabs were probed before")
 
-    echo("[4/7] overlap of the neuron sets across languages, against chance")
+    echo("[4/8] overlap of the neuron sets across languages, against chance")
     overlap = api.persist(api.overlap(opened, probe="probe"), opened)
     _reused(overlap, echo)
-    echo("[5/7] zero-shot probe transfer of a linear classifier between languages")
+    echo("[5/8] zero-shot probe transfer of a linear classifier between languages")
     bar = bars.open("transfer", "slab")
     transfer = api.persist(
         api.transfer(opened),
@@ -129,14 +132,32 @@ def run_demo(
     )
     bar.close()
     _reused(transfer, echo)
-    echo(f"[6/7] correlation of overlap with transfer from {config.source}; parallel-sentence similarity")
+    echo(
+        f"[6/8] fine-tuning each checkpoint for UPOS on {config.source}; zero-shot accuracy on every "
+        "language (independent of the overlap)"
+    )
+    bar = bars.open("fine-tuning", "checkpoint")
+    finetuned = api.persist(
+        api.finetune(opened, FinetuneParams(sources=(config.source,), threads=config.finetune_threads)),
+        opened,
+        on_slab=lambda _: bar.update(1),
+        on_plan=lambda total: bar.set_total(total),
+        **where,
+    )
+    bar.close()
+    _reused(finetuned, echo)
+    echo(
+        f"[7/8] correlation of overlap with fine-tuned transfer from {config.source}; "
+        "parallel-sentence similarity"
+    )
     correlation = api.persist(
-        api.correlate(opened, overlap="probe", transfer="linear", source=config.source), opened
+        api.correlate(opened, overlap="probe", transfer=f"finetune/{finetuned.name}", source=config.source),
+        opened,
     )
     _reused(correlation, echo)
     _reused(api.persist(api.similarity(opened, reference=config.source), opened), echo)
 
-    echo("[7/7] writing the report")
+    echo("[8/8] writing the report")
     data = collect_report(store, source=config.source, layer=config.layer)
     paths = write_report(data, out / "report")
     report = paths[-1]
@@ -187,6 +208,7 @@ def run_demo(
             float(stats["ci_high"].sel({dims.STATISTIC: "pearson"})),
         ),
         "n_cells": int(stats["n_cells"]),
+        "transfer": _transfer_headline(finetuned.result, config.source),
         "flagged": flagged,
     }
     echo("")
@@ -241,19 +263,50 @@ def headline_lines(headline: dict[str, Any], *, k: int, source: str) -> list[str
             f"pairs is above chance ({chance:.3f}) in {len(significant)} of {len(tested)} attributes "
             f"(permutation test of the mean over pairs, Holm over attributes): {found}"
         )
+    transfer = headline.get("transfer")
+    if transfer:
+        lines.append(
+            f"fine-tuned UPOS transfer from {source} (mean over the other languages): "
+            f"{transfer['first']:.2f} at step {transfer['first_step']} -> {transfer['last']:.2f} at step "
+            f"{transfer['last_step']}; always predicting {source}'s most frequent tag: "
+            f"{transfer['baseline']:.2f}; in {source} itself: {transfer['own']:.2f}"
+        )
     low, high = headline["pearson_ci"]
     if headline["n_cells"] >= 3 and np.isfinite(headline["pearson_r"]):
         lines.append(
-            f"overlap vs probe transfer from {source}, {where}: Pearson r = {headline['pearson_r']:.2f} "
-            f"[{low:.2f}, {high:.2f}] over {headline['n_cells']} (step, language) cells; probe transfer "
-            "reads the same hidden states as the overlap, so this is not an independent test"
+            f"overlap vs fine-tuned transfer from {source}, {where}: Pearson r = "
+            f"{headline['pearson_r']:.2f} [{low:.2f}, {high:.2f}] over {headline['n_cells']} "
+            "(step, language) cells (interval: bootstrap over steps and target languages)"
         )
     else:
         lines.append(
-            f"overlap vs probe transfer from {source}, {where}: too few cells ({headline['n_cells']}) "
+            f"overlap vs fine-tuned transfer from {source}, {where}: too few cells ({headline['n_cells']}) "
             "passed the gate for a correlation"
         )
     return lines
+
+
+def _transfer_headline(result: Any, source: str) -> dict[str, float] | None:
+    """Fine-tuned transfer from ``source`` at the first and last steps with results: the mean
+    accuracy over the other languages, the majority-tag baseline and the in-language accuracy."""
+    at = result.sel({dims.LANGUAGE: source}).sortby(dims.STEP).compute()
+    done = at[dims.STEP].values[np.asarray(at["status"].values) == "done"]
+    if len(done) == 0:
+        return None
+    others = [str(v) for v in at[dims.LANGUAGE_OTHER].values if str(v) != source]
+
+    def mean(step: int, name: str) -> float:
+        return float(at[name].sel({dims.STEP: step, dims.LANGUAGE_OTHER: others}).mean())
+
+    first, last = int(done[0]), int(done[-1])
+    return {
+        "first_step": first,
+        "last_step": last,
+        "first": mean(first, "accuracy"),
+        "last": mean(last, "accuracy"),
+        "baseline": mean(last, "baseline"),
+        "own": float(at["accuracy"].sel({dims.STEP: last, dims.LANGUAGE_OTHER: source})),
+    }
 
 
 def _reused(outcome: Any, echo: Echo) -> None:
