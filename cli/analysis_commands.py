@@ -114,8 +114,10 @@ def overlap(
 @click.option(
     "--scores",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Import transfer scores from a CSV or JSON file (columns: step or revision, language, task, "
-    "score, optional model) instead of measuring transfer from the store.",
+    multiple=True,
+    help="Import transfer scores instead of measuring them (repeatable): CSV or JSON rows (step or "
+    "revision, language, task, score[, model]), a wide CSV (a column per language), or "
+    "lm-evaluation-harness results JSON (one file per revision).",
 )
 @click.option("--model", help="With --scores: keep only the rows of this model.")
 @click.option("--language", "languages", multiple=True, help="Only this language (repeatable).")
@@ -128,7 +130,7 @@ def overlap(
 @OVERWRITE
 def transfer(
     store: str,
-    scores: Path | None,
+    scores: tuple[Path, ...],
     model: str | None,
     languages: tuple[str, ...],
     name: str | None,
@@ -148,6 +150,8 @@ def transfer(
     Examples:
       xalign transfer runs/toy.zarr
       xalign transfer runs/bloom.zarr --scores xnli.csv --model bloom-560m
+      xalign transfer runs/bloom.zarr --scores lm-eval/*.json --name xnli   # harness results
+      xalign transfer runs/bloom.zarr --scores udpos.csv   # wide: step,en,fr,... (task: udpos)
     """
     from tqdm import tqdm
 
@@ -156,9 +160,13 @@ def transfer(
     from xalign.cli.cluster import compute_on
 
     opened = xalign.open_store(store)
-    if scores is not None:
-        imported = xalign.import_transfer_scores(opened, scores, model=model, exclude_flagged=exclude_flagged)
+    if scores:
+        imported = xalign.import_transfer_scores(
+            opened, list(scores), model=model, exclude_flagged=exclude_flagged
+        )
         outcome = xalign.persist(imported, opened, name, overwrite=overwrite)
+        if "skipped" in imported.attrs:
+            click.echo(f"left out (language not in the store, or none): {imported.attrs['skipped']}")
         click.echo(render_scores(outcome.result["score"]))
         click.echo(_stored(outcome))
         return

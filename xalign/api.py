@@ -337,28 +337,42 @@ def health(
 
 
 def import_transfer_scores(
-    store: Store | StoreLocation, path: Path | str, *, model: str | None = None, exclude_flagged: bool = False
+    store: Store | StoreLocation,
+    path: Path | str | Sequence[Path | str],
+    *,
+    model: str | None = None,
+    exclude_flagged: bool = False,
 ) -> xr.Dataset:
-    """Transfer scores from a CSV or JSON file (one row per step or revision, language and task).
+    """Transfer scores from files: CSV or JSON rows (step or revision, language, task, score),
+    a wide CSV table (a column per language), or lm-evaluation-harness results (one JSON file
+    per revision); see :mod:`xalign.analysis.transfer_scores`.
 
-    Every row is checked against the store's revisions and languages.
+    Every row is checked against the store's revisions and languages; every bad one is listed
+    with its file and line.
 
     Examples
     --------
     >>> scores = xalign.import_transfer_scores(store, "xnli.csv", model="bloom-560m")
     >>> xalign.persist(scores, store, name="xnli")
+    >>> xalign.import_transfer_scores(store, sorted(Path("lm-eval").glob("*.json")))
     """
     opened = _opened(store)
-    path = Path(path)
+    paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
     excluded = _excluded(opened, exclude_flagged)
-    scores = read_transfer_scores(path, steps=opened.revisions, languages=opened.languages, model=model)
+    scores = read_transfer_scores(paths, steps=opened.revisions, languages=opened.languages, model=model)
+    digest = hashlib.sha256()
+    for one in paths:
+        digest.update(one.read_bytes())
     parameters = {
-        "file": str(path),
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "file": ", ".join(str(p) for p in paths),
+        "sha256": digest.hexdigest(),
         "model": model or "",
         "excluded_steps": excluded,
     }
-    return _made(_mask_steps(scores.to_dataset(name="score"), excluded), "transfer_scores", parameters)
+    made = _made(_mask_steps(scores.to_dataset(name="score"), excluded), "transfer_scores", parameters)
+    if "skipped" in scores.attrs:
+        made.attrs["skipped"] = scores.attrs["skipped"]
+    return made
 
 
 def correlate(
@@ -511,5 +525,5 @@ def _default_name(kind: str, result: xr.Dataset) -> str:
         transfer = str(parameters["transfer"]).split("/", 1)[1].replace(":", "-")
         return f"{parameters['overlap']}-{transfer}"
     if kind == "transfer_scores":
-        return Path(str(parameters["file"])).stem
+        return Path(str(parameters["file"]).split(", ")[0]).stem
     return ANALYSES[kind].default_name

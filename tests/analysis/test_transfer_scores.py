@@ -199,3 +199,72 @@ def test_unreadable_files_are_refused_with_their_name(tmp_path: Path) -> None:
     assert str(_error(tmp_path / "absent.csv")).startswith(f"{tmp_path / 'absent.csv'}: cannot read")
     empty = _csv(tmp_path, "task,language,step,score\n", "empty.csv")
     assert str(_error(empty)) == f"{empty}: no scores"
+
+
+def _harness(revision: str | None, results: dict[str, object]) -> dict[str, object]:
+    """An lm-evaluation-harness results document, as harness 0.4 writes it."""
+    args = "pretrained=bigscience/bloom-560m-intermediate" + (f",revision={revision}" if revision else "")
+    return {
+        "results": results,
+        "configs": {task: {"task": task} for task in results},
+        "config": {"model": "hf", "model_args": args, "batch_size": 8},
+        "n-shot": dict.fromkeys(results, 0),
+    }
+
+
+def test_lm_evaluation_harness_results_one_file_per_revision(tmp_path: Path) -> None:
+    first = _json(
+        tmp_path,
+        _harness(
+            "step1000",
+            {
+                "xnli_en": {"alias": "xnli_en", "acc,none": 0.52, "acc_stderr,none": 0.01},
+                "xnli_fr": {"alias": "xnli_fr", "acc,none": 0.44, "acc_stderr,none": 0.01},
+                "xnli_de": {"alias": "xnli_de", "acc,none": 0.40},  # not in the store
+            },
+        ),
+        "step1000.json",
+    )
+    second = _json(
+        tmp_path,
+        _harness("global_step2000", {"xnli_fr": {"acc": 0.47}, "pawsx_es": {"acc,none": 0.55}}),
+        "step2000.json",
+    )
+    scores = read_transfer_scores([first, second], steps=STEPS, languages=LANGUAGES)
+    assert scores.sel(task="xnli", step=1000, language="fr").item() == pytest.approx(0.44)
+    assert scores.sel(task="xnli", step=2000, language="fr").item() == pytest.approx(0.47)  # harness 0.3 keys
+    assert scores.sel(task="pawsx", step=2000, language="es").item() == pytest.approx(0.55)
+    assert np.isnan(scores.sel(task="xnli", step=0, language="en").item())
+    assert scores.attrs["skipped"] == "step1000.json: xnli_de"
+    assert "step1000.json, " in scores.attrs["source"]
+    # The model named in model_args is the rows' model: the model filter applies.
+    with pytest.raises(TransferScoresError, match="no scores of model 'other'; the file has bigscience/"):
+        read_transfer_scores(first, steps=STEPS, languages=LANGUAGES, model="other")
+
+
+def test_lm_evaluation_harness_problems_are_named_by_file_and_line(tmp_path: Path) -> None:
+    path = _json(tmp_path, _harness(None, {"xnli_en": {"acc,none": 0.5}, "xnli_fr": {"perplexity": 3.0}}))
+    error = _error(path)
+    lines = path.read_text().splitlines()
+    en = next(i for i, line in enumerate(lines, start=1) if '"xnli_en":' in line)
+    fr = next(i for i, line in enumerate(lines, start=1) if '"xnli_fr":' in line)
+    assert f"{path}:{en}: config.model_args names no revision=" in error.problems
+    assert f"{path}:{fr}: config.model_args names no revision=" in error.problems
+    unknown = _json(tmp_path, _harness("step999", {"xnli_en": {"acc,none": 0.5}}), "other.json")
+    assert re.search(r"other\.json:\d+: revision 'step999' matches no step", str(_error(unknown)))
+    no_metric = _json(tmp_path, _harness("step1000", {"xnli_en": {"perplexity": 3.0}}), "nometric.json")
+    assert "no acc, f1, exact_match among its metrics" in str(_error(no_metric))
+
+
+def test_wide_tables_one_column_per_language(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "step,en,fr,es\n0,0.9,0.3,\n1000,0.92,0.41,0.5\n", "udpos.csv")
+    scores = _read(path)
+    assert scores[dims.TASK].values.tolist() == ["udpos"]  # the file's stem
+    assert scores.sel(step=1000, language="fr").item() == pytest.approx(0.41)
+    assert np.isnan(scores.sel(step=0, language="es").item())  # an empty cell is no score
+    tasks = _csv(tmp_path, "revision,task,en,fr\nstep1000,xnli,0.5,0.4\nstep1000,pawsx,0.6,0.5\n", "t.csv")
+    assert _read(tasks)[dims.TASK].values.tolist() == ["pawsx", "xnli"]
+    bad = _csv(tmp_path, "step,en,xx\n0,0.9,0.3\n1000,high,0.2\n", "bad.csv")
+    problems = _error(bad).problems
+    assert any(p.startswith(f"{bad}:2 (column xx): language 'xx' is not in the store") for p in problems)
+    assert any(p.startswith(f"{bad}:3 (column en): score 'high' is not a number") for p in problems)

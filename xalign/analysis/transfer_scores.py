@@ -16,6 +16,19 @@ an object ``{"scores": [...]}``), with one score per row under the columns / key
 ``model`` (optional)
     The model the score is of; with ``model=`` given, rows of other models are skipped.
 
+Two other layouts are read as users have them:
+
+- **A wide table** (XTREME-style per-language scores): a CSV file whose columns are ``step`` or
+  ``revision``, optionally ``task`` and ``model``, and one column per language (``en``, ``fr``
+  ...); without a ``task`` column the task is the file's stem (``udpos.csv``: ``udpos``). An
+  empty cell is no score; a bad one is named by line and column.
+- **lm-evaluation-harness results** (``lm_eval ... --output_path``): a JSON object with
+  ``results`` (task -> metrics) and ``config.model_args`` naming the checkpoint
+  (``pretrained=...,revision=global_step1000``); one file per revision, several files at once.
+  A task ``xnli_fr`` is task ``xnli`` in language ``fr``; its score is the first of ``acc``,
+  ``f1``, ``exact_match`` (``acc,none`` in harness 0.4) it reports. Tasks whose language is not
+  in the store are left out and listed (:attr:`attrs` ``skipped``), as are tasks without one.
+
 :func:`read_transfer_scores` lays them out as a DataArray over (task, step, language) that
 spans every step and language of the store, NaN where the file has no score.
 """
@@ -82,14 +95,19 @@ class _Row:
 
 
 def read_transfer_scores(
-    path: Path, *, steps: Mapping[int, str], languages: Sequence[str], model: str | None = None
+    path: Path | Sequence[Path],
+    *,
+    steps: Mapping[int, str],
+    languages: Sequence[str],
+    model: str | None = None,
 ) -> xr.DataArray:
-    """Read a CSV or JSON file of transfer scores into a DataArray over (task, step, language).
+    """Read CSV or JSON files of transfer scores into a DataArray over (task, step, language).
 
     Parameters
     ----------
     path
-        A ``.csv`` file with a header row, or a ``.json`` file (see the module docstring).
+        A ``.csv`` file with a header row, or a ``.json`` file (see the module docstring); or
+        several (e.g. one lm-evaluation-harness results file per revision), read as one.
     steps
         The store's step number -> revision, in the store's order.
     languages
@@ -111,8 +129,12 @@ def read_transfer_scores(
         revision, a language not in the store, a score that is not a finite number, or the
         same (task, step, language) twice; every bad row is listed (up to 20).
     """
-    path = Path(path)
-    rows = list(_rows(path))
+    paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+    if not paths:
+        raise TransferScoresError("", ["no scores file given"])
+    path = paths[0]
+    skipped: list[str] = []
+    rows = [row for one in paths for row in _rows(one, skipped, languages)]
     step_numbers = [int(s) for s in steps]
     revisions = {str(revision): int(step) for step, revision in steps.items()}
     known_languages = set(languages)
@@ -177,9 +199,11 @@ def read_transfer_scores(
     language_index = {language: i for i, language in enumerate(languages)}
     for (task, step, language), score in scores.items():
         values[task_index[task], step_index[step], language_index[language]] = score
-    attrs: dict[str, Any] = {"source": str(path)}
+    attrs: dict[str, Any] = {"source": ", ".join(str(p) for p in paths)}
     if model is not None:
         attrs["model"] = model
+    if skipped:
+        attrs["skipped"] = "; ".join(skipped)
     return xr.DataArray(
         values,
         dims=(dims.TASK, dims.STEP, dims.LANGUAGE),
@@ -193,7 +217,7 @@ def read_transfer_scores(
     )
 
 
-def _rows(path: Path) -> Iterator[_Row]:
+def _rows(path: Path, skipped: list[str], languages: Sequence[str]) -> Iterator[_Row]:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".json"):
         raise TransferScoresError(
@@ -206,12 +230,16 @@ def _rows(path: Path) -> Iterator[_Row]:
     if suffix == ".csv":
         yield from _csv_rows(path, text)
     else:
-        yield from _json_rows(path, text)
+        yield from _json_rows(path, text, skipped, languages)
 
 
 def _csv_rows(path: Path, text: str) -> Iterator[_Row]:
     reader = csv.DictReader(text.splitlines(keepends=True))
     header = [name.strip() for name in reader.fieldnames or []]
+    if "language" not in header and "score" not in header and any(c in header for c in _CHECKPOINT_COLUMNS):
+        reader.fieldnames = header
+        yield from _wide_rows(path, reader, header)
+        return
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if not any(c in header for c in _CHECKPOINT_COLUMNS):
         missing.append("step or revision")
@@ -224,11 +252,85 @@ def _csv_rows(path: Path, text: str) -> Iterator[_Row]:
         yield _Row(where=f"{path}:{reader.line_num}", fields=fields)
 
 
-def _json_rows(path: Path, text: str) -> Iterator[_Row]:
+_KEYS: tuple[str, ...] = (*_CHECKPOINT_COLUMNS, "task", "model")
+"""Columns of a wide table that are not languages."""
+
+
+def _wide_rows(path: Path, reader: csv.DictReader[str], header: Sequence[str]) -> Iterator[_Row]:
+    """One row per (line, language column) of a wide table; empty cells are no score."""
+    columns = [c for c in header if c and c not in _KEYS]
+    if not columns:
+        raise TransferScoresError(path, [f"{path}:1: no language columns besides {', '.join(header)}"])
+    for record in reader:
+        fields = {k: v for k, v in record.items() if k is not None and v is not None}
+        task = _text(fields.get("task")) or path.stem
+        for column in columns:
+            value = _text(fields.get(column))
+            if not value:
+                continue
+            row = {k: fields[k] for k in _KEYS if k in fields}
+            yield _Row(
+                where=f"{path}:{reader.line_num} (column {column})",
+                fields={**row, "task": task, "language": column, "score": value},
+            )
+
+
+_METRICS = ("acc", "f1", "exact_match")
+"""The lm-evaluation-harness metrics a score is taken from, in order of preference."""
+
+
+def _harness_rows(
+    path: Path, text: str, document: Mapping[str, Any], skipped: list[str], languages: Sequence[str]
+) -> Iterator[_Row]:
+    """One row per task of an lm-evaluation-harness results file."""
+    config = document.get("config") if isinstance(document.get("config"), dict) else {}
+    model_args = str(config.get("model_args", "")) if config else ""
+    arguments = dict(part.split("=", 1) for part in model_args.replace(" ", "").split(",") if "=" in part)
+    revision = arguments.get("revision", "")
+    lines = text.splitlines()
+    for task, metrics in document["results"].items():
+        where = f"{path}:{_line_of(lines, task)}"
+        name, underscore, language = str(task).rpartition("_")
+        if not underscore or language not in languages:
+            skipped.append(f"{path.name}: {task}")
+            continue
+        if not revision:
+            yield _Row(where=where, fields={}, problem="config.model_args names no revision=")
+            continue
+        score = _harness_metric(metrics)
+        if score is None:
+            yield _Row(where=where, fields={}, problem=f"no {', '.join(_METRICS)} among its metrics")
+            continue
+        fields = {"task": name, "language": language, "revision": revision, "score": score}
+        if arguments.get("pretrained"):
+            fields["model"] = arguments["pretrained"]
+        yield _Row(where=where, fields=fields)
+
+
+def _harness_metric(metrics: Any) -> Any:
+    if not isinstance(metrics, dict):
+        return None
+    for metric in _METRICS:
+        for key in (metric, f"{metric},none"):
+            if key in metrics:
+                return metrics[key]
+    return None
+
+
+def _line_of(lines: Sequence[str], key: str) -> int:
+    """1-based line of the first ``"key":`` in a JSON text (1 if not found)."""
+    needle = json.dumps(str(key)) + ":"
+    return next((i for i, line in enumerate(lines, start=1) if needle in line.replace(" :", ":")), 1)
+
+
+def _json_rows(path: Path, text: str, skipped: list[str], languages: Sequence[str]) -> Iterator[_Row]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise TransferScoresError(path, [f"{path}:{error.lineno}: not valid JSON: {error.msg}"]) from error
+    if isinstance(document, dict) and isinstance(document.get("results"), dict):
+        yield from _harness_rows(path, text, document, skipped, languages)
+        return
     if isinstance(document, dict) and "scores" in document:
         document = document["scores"]
     if not isinstance(document, list):
