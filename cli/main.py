@@ -8,6 +8,7 @@ import click
 
 from xalign import __version__
 from xalign.cli.analysis_commands import correlate, health, overlap, similarity, transfer
+from xalign.cli.compare_commands import compare
 from xalign.cli.extract_commands import extract
 from xalign.cli.finetune_commands import finetune
 from xalign.cli.probe_commands import probe
@@ -54,6 +55,7 @@ for command in (
     similarity,
     health,
     report,
+    compare,
     info,
     validate,
     treebank_stats,

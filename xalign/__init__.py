@@ -46,6 +46,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 _API = (
     "Persisted",
+    "compare",
     "correlate",
     "finetune",
     "health",

@@ -57,6 +57,7 @@ from xalign.store.store import Store, open_store
 
 __all__ = [
     "Persisted",
+    "compare",
     "correlate",
     "finetune",
     "health",
@@ -160,6 +161,30 @@ def finetune(
     result = lazy_result(job)
     result.attrs["parameters"] = {**job.parameters, "excluded_steps": excluded}
     return result
+
+
+def compare(
+    stores: Mapping[str, Store | StoreLocation] | Sequence[Store | StoreLocation], *, overlap: str = "probe"
+) -> xr.Dataset:
+    """Several models side by side, each from its own store: a Dataset with a ``model`` dim.
+
+    Per model and step, at each model's headline layer: ``mean_overlap``,
+    ``multiple_of_chance``, ``fraction_of_ceiling``, the gate's ``n_passed`` / ``n_probed``,
+    ``heldout_loss``; per model, the stored correlation's ``r``, ``ci_low``, ``ci_high``,
+    ``n_cells`` and ``correlation_transfer``, and ``layer``, ``chance`` and ``n_neurons``
+    (:mod:`xalign.analysis.compare`). ``stores``: label -> store, or stores labelled by their
+    model ids.
+
+    Examples
+    --------
+    >>> both = xalign.compare({"560m": "bloom-560m.zarr", "1b1": "bloom-1b1.zarr"})
+    >>> both["multiple_of_chance"].plot(x="step", hue="model")
+    """
+    from xalign.analysis.compare import compare_stores
+
+    if isinstance(stores, Mapping):
+        return compare_stores([_opened(s) for s in stores.values()], labels=list(stores), overlap=overlap)
+    return compare_stores([_opened(s) for s in stores], overlap=overlap)
 
 
 def _params(cls: Any, params: Any, settings: dict[str, Any]) -> Any:
