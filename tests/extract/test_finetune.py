@@ -121,3 +121,46 @@ def test_sigkill_then_rerun_gives_the_identical_analysis(tagged_store: str, tmp_
     stored = done.result.compute()
     for name in ("accuracy", "baseline", "n_test", "dev_accuracy", "best_epoch"):
         np.testing.assert_array_equal(stored[name].values, reference[name].values, err_msg=name)
+
+
+def _hub_cache(root: Path, repo: str, revisions: dict[str, Path]) -> Path:
+    """A Hugging Face hub cache (its on-disk layout) holding ``revisions`` of ``repo``."""
+    import shutil
+
+    folder = root / ("models--" + repo.replace("/", "--"))
+    for number, (revision, source) in enumerate(revisions.items()):
+        commit = f"{number + 1:040x}"
+        shutil.copytree(source, folder / "snapshots" / commit)
+        (folder / "refs").mkdir(parents=True, exist_ok=True)
+        (folder / "refs" / revision).write_text(commit)
+    return root
+
+
+def test_hub_revisions_are_fine_tuned_from_the_cache(
+    tmp_path: Path, toy_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    revisions = {"global_step2": toy_dir / "step_2", "global_step4": toy_dir / "step_4"}
+    from huggingface_hub import constants
+
+    # huggingface_hub reads its environment once, at import: set what it read.
+    cache = _hub_cache(tmp_path / "hub", "xalign/toy-bloom", revisions)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    checkpoints = [
+        Checkpoint(step=int(r.removeprefix("global_step")), source="xalign/toy-bloom", revision=r)
+        for r in revisions
+    ]
+    english = cut_treebank("en", 60, tmp_path)
+    location = str(tmp_path / "hub.zarr")
+    extract_store(location, checkpoints, [english], small_config(layers=(0,)))
+    store = xalign.open_store(location)
+    assert store.revisions == {2: "global_step2", 4: "global_step4"}
+    result = xalign.finetune(store, PARAMS, steps=[4]).sel(step=4, language="en").compute()
+    assert 0 < float(result["accuracy"].sel(language_other="en")) <= 1
+    # The same model loaded from its directory gives the same result.
+    local = xalign.finetune(
+        store, PARAMS, steps=[4], checkpoints={4: Checkpoint(step=4, source=str(toy_dir / "step_4"))}
+    )
+    np.testing.assert_array_equal(
+        local.sel(step=4, language="en")["accuracy"].values, result["accuracy"].values
+    )
