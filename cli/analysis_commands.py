@@ -188,7 +188,10 @@ def transfer(
             )
     finally:
         bar.close()
-    click.echo(f"probe transfer: {PROBE_TRANSFER}; not an independent test of the overlap")
+    click.echo(
+        f"{PROBE_TRANSFER}: a linear classifier on one language's hidden states, tested on another's; "
+        "for the paper's transfer, run xalign finetune"
+    )
     last = outcome.result.sortby(dims.STEP).isel({dims.STEP: -1})
     click.echo(f"accuracy at step {int(last[dims.STEP])}, mean over layers and attributes:")
     click.echo(render_transfer(last["accuracy"].mean([dims.LAYER, dims.ATTRIBUTE]).compute()))

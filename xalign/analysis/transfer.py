@@ -338,7 +338,7 @@ def transfer_job(
     )
 
 
-PROBE_TRANSFER = "probe transfer: a linear classifier on the same hidden states as the overlap"
+PROBE_TRANSFER = "probe transfer (same representations as the overlap; not an independent test)"
 """What the built-in transfer measures (recorded in its attrs)."""
 
 
