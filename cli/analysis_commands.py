@@ -13,6 +13,7 @@ from xalign.analysis.gate import describe_gate_parameters
 from xalign.analysis.sources import describe_choice
 from xalign.analysis.transfer import TransferParams
 from xalign.cli.options import dataclass_options, preset_option
+from xalign.cli.progress import persist_slabs
 from xalign.cli.render import (
     render_correlation,
     render_health,
@@ -153,11 +154,9 @@ def transfer(
       xalign transfer runs/bloom.zarr --scores lm-eval/*.json --name xnli   # harness results
       xalign transfer runs/bloom.zarr --scores udpos.csv   # wide: step,en,fr,... (task: udpos)
     """
-    from tqdm import tqdm
 
     import xalign
     from xalign.analysis.transfer import PROBE_TRANSFER
-    from xalign.cli.cluster import compute_on
 
     opened = xalign.open_store(store)
     if scores:
@@ -171,23 +170,15 @@ def transfer(
         click.echo(_stored(outcome))
         return
     params = TransferParams(**{**settings, "attributes": settings["attributes"] or None})
-    bar = tqdm(unit="slab", desc="transfer", dynamic_ncols=True, disable=None)
-    try:
-        with compute_on(scheduler) as where:
-            lazy = xalign.transfer(
-                opened, params, languages=languages or None, exclude_flagged=exclude_flagged
-            )
-            outcome = xalign.persist(
-                lazy,
-                opened,
-                name,
-                overwrite=overwrite,
-                on_slab=lambda _: bar.update(1),
-                on_plan=lambda total: setattr(bar, "total", total),
-                **where,
-            )
-    finally:
-        bar.close()
+    outcome = persist_slabs(
+        lambda: xalign.transfer(opened, params, languages=languages or None, exclude_flagged=exclude_flagged),
+        opened,
+        name,
+        overwrite=overwrite,
+        scheduler=scheduler,
+        desc="transfer",
+        unit="slab",
+    )
     click.echo(
         f"{PROBE_TRANSFER}: a linear classifier on one language's hidden states, tested on another's; "
         "for the paper's transfer, run xalign finetune"

@@ -11,6 +11,7 @@ from xalign import dims
 from xalign.analysis.finetune import FINETUNE_MEASURE, FinetuneParams
 from xalign.cli.analysis_commands import EXCLUDE_FLAGGED, OVERWRITE, STORE, _stored
 from xalign.cli.options import dataclass_options
+from xalign.cli.progress import persist_slabs
 from xalign.cli.render import render_transfer
 
 __all__ = ["finetune"]
@@ -65,37 +66,28 @@ def finetune(
       xalign finetune runs/demo/toy.zarr --epochs 3
       xalign finetune runs/bloom.zarr --source en --lora --device cuda --compute-dtype bfloat16
     """
-    from tqdm import tqdm
-
     import xalign
-    from xalign.cli.cluster import compute_on
     from xalign.extract.checkpoints import from_directory
 
     params = FinetuneParams(**{**settings, "sources": settings["sources"] or None})
     checkpoints = {c.step: c for c in from_directory(manifest_dir)[1]} if manifest_dir else None
     opened = xalign.open_store(store)
-    bar = tqdm(unit="checkpoint", desc="fine-tuning", dynamic_ncols=True, disable=None)
-    try:
-        with compute_on(scheduler) as where:
-            lazy = xalign.finetune(
-                opened,
-                params,
-                steps=steps or None,
-                targets=targets or None,
-                checkpoints=checkpoints,
-                exclude_flagged=exclude_flagged,
-            )
-            outcome = xalign.persist(
-                lazy,
-                opened,
-                name,
-                overwrite=overwrite,
-                on_slab=lambda _: bar.update(1),
-                on_plan=lambda total: setattr(bar, "total", total),
-                **where,
-            )
-    finally:
-        bar.close()
+    outcome = persist_slabs(
+        lambda: xalign.finetune(
+            opened,
+            params,
+            steps=steps or None,
+            targets=targets or None,
+            checkpoints=checkpoints,
+            exclude_flagged=exclude_flagged,
+        ),
+        opened,
+        name,
+        overwrite=overwrite,
+        scheduler=scheduler,
+        desc="fine-tuning",
+        unit="checkpoint",
+    )
     click.echo(FINETUNE_MEASURE)
     result = outcome.result.sortby(dims.STEP).compute()
     done = result[dims.STEP].values[result["status"].values == "done"]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +145,8 @@ def finetune(
     train sentences, the epoch chosen on its dev sentences, and tested on every target's test
     sentences (:mod:`xalign.analysis.finetune`). It reads no stored hidden state, so unlike
     :func:`transfer` it is independent of the overlap. ``settings``: the fields of
-    :class:`~xalign.analysis.finetune.FinetuneParams`.
+    :class:`~xalign.analysis.finetune.FinetuneParams`; the source defaults to English where
+    the store has it, else its first language.
 
     Examples
     --------
@@ -154,10 +155,25 @@ def finetune(
     """
     params = _params(FinetuneParams, params, settings)
     opened = _opened(store)
-    excluded = _excluded(opened, exclude_flagged)
-    if excluded:
-        steps = [s for s in (opened.steps.tolist() if steps is None else steps) if s not in excluded]
+    if not params.sources:
+        params = replace(params, sources=(choose_source(list(opened.languages), None)[0],))
+    steps, excluded = _unflagged(opened, steps, exclude_flagged)
     job = finetune_job(opened, params, steps=steps, targets=targets, checkpoints=checkpoints)
+    return _lazy(job, excluded)
+
+
+def _unflagged(
+    store: Store, steps: Sequence[int] | None, exclude_flagged: bool
+) -> tuple[Sequence[int] | None, list[int]]:
+    """``steps`` (None: all) without the flagged ones when asked, and the flagged ones left out."""
+    excluded = _excluded(store, exclude_flagged)
+    if excluded:
+        steps = [s for s in (store.steps.tolist() if steps is None else steps) if s not in excluded]
+    return steps, excluded
+
+
+def _lazy(job: Any, excluded: list[int]) -> xr.Dataset:
+    """A slab job's lazy result, its parameters with the steps left out as flagged."""
     result = lazy_result(job)
     result.attrs["parameters"] = {**job.parameters, "excluded_steps": excluded}
     return result
@@ -218,13 +234,9 @@ def transfer(
     """
     params = _params(TransferParams, params, settings)
     opened = _opened(store)
-    excluded = _excluded(opened, exclude_flagged)
-    if excluded:
-        steps = [s for s in (opened.steps.tolist() if steps is None else steps) if s not in excluded]
+    steps, excluded = _unflagged(opened, steps, exclude_flagged)
     job = transfer_job(opened, params, steps=steps, layers=layers, languages=languages)
-    result = lazy_result(job)
-    result.attrs["parameters"] = {**job.parameters, "excluded_steps": excluded}
-    return result
+    return _lazy(job, excluded)
 
 
 def overlap(

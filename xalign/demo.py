@@ -122,29 +122,14 @@ def run_demo(
     overlap = api.persist(api.overlap(opened, probe="probe"), opened)
     _reused(overlap, echo)
     echo("[5/8] zero-shot probe transfer of a linear classifier between languages")
-    bar = bars.open("transfer", "slab")
-    transfer = api.persist(
-        api.transfer(opened),
-        opened,
-        on_slab=lambda _: bar.update(1),
-        on_plan=lambda total: bar.set_total(total),
-        **where,
-    )
-    bar.close()
+    transfer = bars.persist(api.transfer(opened), opened, "transfer", "slab", where)
     _reused(transfer, echo)
     echo(
         f"[6/8] fine-tuning each checkpoint for UPOS on {config.source}; zero-shot accuracy on every "
         "language (independent of the overlap)"
     )
-    bar = bars.open("fine-tuning", "checkpoint")
-    finetuned = api.persist(
-        api.finetune(opened, FinetuneParams(sources=(config.source,), threads=config.finetune_threads)),
-        opened,
-        on_slab=lambda _: bar.update(1),
-        on_plan=lambda total: bar.set_total(total),
-        **where,
-    )
-    bar.close()
+    params = FinetuneParams(sources=(config.source,), threads=config.finetune_threads)
+    finetuned = bars.persist(api.finetune(opened, params), opened, "fine-tuning", "checkpoint", where)
     _reused(finetuned, echo)
     echo(
         f"[7/8] correlation of overlap with fine-tuned transfer from {config.source}; "
@@ -362,6 +347,22 @@ class _Bars:
 
     def open(self, desc: str, unit: str, total: int | None = None) -> _Bar:
         return _Bar(None if self.factory is None else self.factory(total=total, desc=desc, unit=unit))
+
+    def persist(self, lazy: Any, store: Any, desc: str, unit: str, where: dict[str, Any]) -> Any:
+        """:func:`xalign.persist` of a slab job, with a bar of its slabs."""
+        from xalign import api
+
+        bar = self.open(desc, unit)
+        try:
+            return api.persist(
+                lazy,
+                store,
+                on_slab=lambda _: bar.update(1),
+                on_plan=lambda total: bar.set_total(total),
+                **where,
+            )
+        finally:
+            bar.close()
 
 
 class _Bar:

@@ -142,6 +142,7 @@ def test_a_store_of_non_english_files_with_any_names(
         ["probe", store, "--probe", "gaussian", "--k", "4", "--min-count", "3"],
         ["overlap", store],
         ["transfer", store, "--min-count", "3"],
+        ["finetune", store, "--epochs", "1"],
         ["correlate", store],
         ["similarity", store],
         ["report", store, "--out", str(tmp_path / "report")],
@@ -153,9 +154,16 @@ def test_a_store_of_non_english_files_with_any_names(
         assert "Traceback" not in result.output
         outputs[command[0]] = result.output
     assert "source language: es (the store has no en; choose another with --source)" in outputs["correlate"]
+    assert "transfer: fine-tuned UPOS transfer (upos)" in outputs["correlate"]
+    assert "step 4: UPOS accuracy on each target's test sentences" in outputs["finetune"]
     assert "reference language: es (the store has no en" in outputs["similarity"]
     assert "Correlations start from es (the source of the stored correlation" in outputs["report"]
-    other = CliRunner().invoke(cli, ["correlate", store, "--source", "fr", "--name", "from-fr"])
+    # Fine-tuned only from es: from fr there is no fine-tuned transfer, and the error says so.
+    no_source = CliRunner().invoke(cli, ["correlate", store, "--source", "fr"])
+    assert no_source.exit_code == 1
+    assert "source language 'fr' has no transfer results" in no_source.output
+    probe_transfer = ["--transfer", "transfer/linear", "--name", "from-fr"]
+    other = CliRunner().invoke(cli, ["correlate", store, "--source", "fr", *probe_transfer])
     assert other.exit_code == 0, other.output
     assert "source language: fr\n" in other.output
     unknown = CliRunner().invoke(cli, ["correlate", store, "--source", "en"])

@@ -36,11 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
 from xalign import dims
-from xalign.analysis.engine import SlabJob, lazy_result, select_values
-from xalign.analysis.sources import choose_source
+from xalign.analysis.engine import SlabJob, select_values
 from xalign.store.outputs import ResultsError
 from xalign.store.store import Store
 
@@ -49,7 +47,6 @@ __all__ = [
     "FINETUNE_VARIABLES",
     "FinetuneParams",
     "checkpoint_of",
-    "finetune_grid",
     "finetune_job",
     "finetune_slab",
     "sentence_splits",
@@ -452,12 +449,14 @@ def finetune_job(
     checkpoints: Mapping[int, Any] | None = None,
 ) -> SlabJob:
     """Fine-tuned transfer over every checkpoint as a :class:`~xalign.analysis.engine.SlabJob`:
-    one task per step (:func:`finetune_slab`). Sources: ``params.sources`` (default: en, else the
-    store's first language); targets: ``targets`` (default: every language of the store).
+    one task per step (:func:`finetune_slab`). Sources: ``params.sources`` (given; the lazy
+    :func:`xalign.finetune` chooses a default); targets: ``targets`` (default: every language).
     ``checkpoints`` (step -> Checkpoint) overrides where a step's model is loaded from."""
     params = params or FinetuneParams()
     languages = list(store.languages)
-    sources = list(params.sources) if params.sources else [choose_source(languages, None)[0]]
+    if not params.sources:
+        raise ValueError("name the source languages (xalign.finetune chooses en, else the first, for you)")
+    sources = list(params.sources)
     targets = list(languages if targets is None else targets)
     unknown = sorted(set(sources + targets) - set(languages))
     if unknown:
@@ -497,21 +496,3 @@ def stored_checkpoints(parameters: Mapping[str, Any]) -> dict[int, Any]:
         int(step): Checkpoint(step=int(step), source=str(c["source"]), revision=c.get("revision"))
         for step, c in given.items()
     }
-
-
-def finetune_grid(
-    store: Store,
-    params: FinetuneParams | None = None,
-    *,
-    steps: Sequence[int] | None = None,
-    targets: Sequence[str] | None = None,
-    checkpoints: Mapping[int, Any] | None = None,
-) -> xr.Dataset:
-    """Fine-tuned transfer accuracy of every (step, source, target), as a lazy Dataset.
-
-    Examples
-    --------
-    >>> grid = finetune_grid(xalign.open_store("runs/toy.zarr"), FinetuneParams(epochs=2))
-    >>> grid["accuracy"].sel(language="en").compute().to_pandas()
-    """
-    return lazy_result(finetune_job(store, params, steps=steps, targets=targets, checkpoints=checkpoints))
