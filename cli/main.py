@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 import click
@@ -21,19 +23,78 @@ from xalign.errors import XalignError
 __all__ = ["cli", "main"]
 
 
+_EXTRAS = {"torch": "torch", "transformers": "torch", "tokenizers": "torch", "peft": "lora", "h5py": "bench"}
+"""Optional dependency -> the extra that installs it."""
+
+
 class _Group(click.Group):
-    """Turns user-fixable errors into a one-line message and exit code 1, not a traceback."""
+    """Turns user-fixable errors into a one-line message and exit code 1, not a traceback: xalign's
+    own errors, and a missing optional dependency (naming the extra that installs it)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except XalignError as exc:
             raise click.ClickException(str(exc)) from exc
+        except ModuleNotFoundError as exc:
+            package = (exc.name or "").split(".")[0]
+            if package not in _EXTRAS:
+                raise
+            extra = _EXTRAS[package]
+            hint = (
+                "" if extra != "torch" else " (pip install torch==2.13.0 first for its CPU build; see README)"
+            )
+            raise click.ClickException(
+                f"this command needs {package}, which is not installed: pip install 'xalign[{extra}]'{hint}"
+            ) from exc
+
+
+_HANDLER_MARK = "_xalign_cli"
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (a test runner swaps it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _configure_logging(level: int) -> None:
+    """Log records of ``xalign.*`` at ``level`` and above to stderr, one line each."""
+    logger = logging.getLogger("xalign")
+    for handler in [h for h in logger.handlers if getattr(h, _HANDLER_MARK, False)]:
+        logger.removeHandler(handler)
+    handler = _Stderr()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    setattr(handler, _HANDLER_MARK, True)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def _log_level(verbose: int, quiet: bool, log_level: str | None) -> int:
+    if log_level is not None:
+        return _LEVELS[log_level]
+    if quiet:
+        return logging.ERROR
+    return {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="xalign")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="More log output on stderr: -v info, -vv debug.")
+@click.option("-q", "--quiet", is_flag=True, help="Log errors only.")
+@click.option(
+    "--log-level", type=click.Choice(list(_LEVELS)), help="Log this level and above (overrides -v and -q)."
+)
+def cli(verbose: int, quiet: bool, log_level: str | None) -> None:
     """Study how cross-lingual alignment emerges while a multilingual LM trains.
 
     Build an activation store of every checkpoint over UD treebanks, query it with
@@ -41,6 +102,7 @@ def cli() -> None:
     measure how those neurons overlap across languages against chance, and relate that to
     cross-lingual transfer. Start with `xalign demo`.
     """
+    _configure_logging(_log_level(verbose, quiet, log_level))
 
 
 for command in (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,89 @@ def test_every_option_of_extract_has_help_text() -> None:
 
     bare = [p.name for p in extract.params if isinstance(p, click.Option) and not p.help]
     assert bare == []
+
+
+_WITHOUT_TORCH = """
+import importlib.abc
+import sys
+
+
+class NoTorch(importlib.abc.MetaPathFinder):  # as if torch were not installed
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == "torch":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoTorch())
+from xalign.cli.main import main
+sys.argv = ["xalign", *sys.argv[1:]]
+main()
+"""
+
+
+def test_without_torch_a_command_that_needs_it_says_so_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TORCH, "toy-checkpoints", str(tmp_path / "toy")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        "Error: this command needs torch, which is not installed: pip install 'xalign[torch]' "
+        "(pip install torch==2.13.0 first for its CPU build; see README)"
+    ]
+    assert not (tmp_path / "toy").exists()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The CLI configures the xalign logger: put it back for the tests that follow."""
+    import logging
+
+    logger = logging.getLogger("xalign")
+    level, handlers = logger.level, list(logger.handlers)
+    yield
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_log_level_options_route_library_logs_to_stderr(tmp_path: Path) -> None:
+    import logging
+
+    from xalign.data import pud_files
+
+    (fr,) = pud_files(["fr"])
+    runner = CliRunner()
+    assert runner.invoke(cli, ["-v", "treebank-stats", str(fr)]).exit_code == 0
+    assert logging.getLogger("xalign").level == logging.INFO
+    assert runner.invoke(cli, ["-vv", "treebank-stats", str(fr)]).exit_code == 0
+    assert logging.getLogger("xalign").level == logging.DEBUG
+    assert runner.invoke(cli, ["-q", "treebank-stats", str(fr)]).exit_code == 0
+    assert logging.getLogger("xalign").level == logging.ERROR
+    result = runner.invoke(cli, ["--log-level", "info", "treebank-stats", str(fr)])
+    assert result.exit_code == 0
+    handlers = [h for h in logging.getLogger("xalign").handlers if getattr(h, "_xalign_cli", False)]
+    assert len(handlers) == 1  # replaced, not stacked, on every invocation
+    assert runner.invoke(cli, ["--log-level", "nope", "info", "x"]).exit_code == 2
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_library_logs_reach_stderr_at_the_level_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from xalign.cli.main import _configure_logging
+
+    _configure_logging(logging.INFO)
+    logging.getLogger("xalign.extract.run").info("growing the store")
+    logging.getLogger("xalign.extract.run").debug("a detail")
+    _configure_logging(logging.WARNING)
+    logging.getLogger("xalign.extract.run").info("not shown")
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["INFO xalign.extract.run: growing the store"]
