@@ -38,15 +38,6 @@ __all__ = ["MODEL", "compare_stores", "model_labels"]
 MODEL = "model"
 """The dim along which models are compared."""
 
-_PER_STEP = (
-    "mean_overlap",
-    "multiple_of_chance",
-    "fraction_of_ceiling",
-    "n_passed",
-    "n_probed",
-    "heldout_loss",
-)
-
 
 def model_labels(stores: Sequence[Store]) -> list[str]:
     """A label per store: its model id (the provenance's), made unique with the store's name."""
@@ -66,11 +57,7 @@ def _one(store: Store, overlap: str) -> xr.Dataset:
     summary = summarize(pairs)
     layer, how = headline_layer([int(v) for v in summary[dims.LAYER].values])
     at = summary.sel({dims.LAYER: layer})
-    chance = (
-        float(pairs.attrs["parameters"]["chance"])
-        if "parameters" in pairs.attrs
-        else float(pairs.attrs["chance"])
-    )
+    chance = float(summary.attrs["chance"])
     out = xr.Dataset(
         {
             "mean_overlap": at["mean_overlap"],
@@ -141,5 +128,5 @@ def compare_stores(
         MODEL,
         np.asarray([part.attrs["layer_choice"] for part in parts], dtype=object),
     )
-    combined.attrs = {"overlap": overlap, "per_step": list(_PER_STEP)}
+    combined.attrs = {"overlap": overlap}
     return combined

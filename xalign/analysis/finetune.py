@@ -30,6 +30,7 @@ import copy
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -403,7 +404,8 @@ def _fit_sources(
         if len(tags) < 2:
             continue
         codes = {tag: i for i, tag in enumerate(tags)}
-        majority = max(tags, key=lambda t: (train_tags.count(t), t))
+        counts = Counter(train_tags)
+        majority = max(tags, key=lambda t: (counts[t], t))
         train = _encode(tokenizer, train_sentences, of[source]["train"], codes, params.max_length)
         dev = _encode(tokenizer, train_sentences, of[source]["dev"], codes, params.max_length)
         model = _model(path, tags, params)

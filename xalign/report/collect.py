@@ -84,10 +84,11 @@ def collect_report(
         languages = [str(v) for v in overlap[dims.LANGUAGE].values]
         source, how = _source(location, languages, source)
         notes.append(f"Correlations start from {source} ({how}).")
+        transfers = _transfers(location)
         if source in languages:
-            if any(not t.independent for t in _transfers(location)):
+            if any(not t.independent for t in transfers):
                 notes.append(f"Probe transfer: {PROBE_TRANSFER_WARNING}.")
-            for transfer in _transfers(location):
+            for transfer in transfers:
                 correlations.append(
                     _view(
                         overlap,
@@ -100,7 +101,7 @@ def collect_report(
                         n_boot,
                     )
                 )
-        elif _transfers(location):
+        elif transfers:
             notes.append(f"No correlation: the source language {source} has no overlap results.")
     else:
         notes.append("No overlap analysis in the store: run xalign probe and xalign overlap.")
