@@ -410,9 +410,15 @@ def test_fine_tuned_transfer_matrix_per_step(tmp_path: Path) -> None:
         dims=(dims.STEP, dims.LANGUAGE, dims.LANGUAGE_OTHER),
         coords={dims.STEP: steps, dims.LANGUAGE: ["en"], dims.LANGUAGE_OTHER: LANGUAGES},
     )
-    figure = figures.transfer_matrices(accuracy, _health(steps))
+    baseline = xr.full_like(accuracy, 0.2)
+    baseline[-1, 0, 1] = 0.25
+    finetuned = xr.Dataset({"accuracy": accuracy, "baseline": baseline})
+    figure = figures.transfer_matrices(finetuned, _health(steps))
     assert figure is not None
-    assert [ax.get_title() for ax in figure.axes if ax.get_title()] == ["step 0", "step 4000"]
-    written = write_report(_data(finetuned=accuracy), tmp_path)
+    assert [ax.get_title() for ax in figure.axes if ax.get_title()] == [
+        "step 0\nmajority tag: 0.20",
+        "step 4000\nmajority tag: 0.20–0.25",
+    ]
+    written = write_report(_data(finetuned=finetuned), tmp_path)
     assert "transfer_matrices.png" in [p.name for p in written]
-    assert figures.transfer_matrices(accuracy.where(False), None) is None
+    assert figures.transfer_matrices(finetuned.where(False), None) is None

@@ -130,14 +130,14 @@ def collect_report(
     )
 
 
-def _finetuned(location: StoreLocation) -> xr.DataArray | None:
-    """Accuracy of the fine-tuned transfer analysis of the default name (else the first), in
-    memory; None without one."""
+def _finetuned(location: StoreLocation) -> xr.Dataset | None:
+    """Accuracy and baseline of the fine-tuned transfer analysis of the default name (else the
+    first), in memory; None without one."""
     names = analysis_names(location, "finetune")
     if not names:
         return None
     name = ANALYSES["finetune"].default_name if ANALYSES["finetune"].default_name in names else names[0]
-    return open_analysis(location, "finetune", name)["accuracy"].compute()
+    return open_analysis(location, "finetune", name)[["accuracy", "baseline"]].compute()
 
 
 def _probe_quality(store: Store, overlap: xr.Dataset) -> xr.Dataset | None:

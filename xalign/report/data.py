@@ -79,8 +79,9 @@ class ReportData:
     notes
         Extra lines for the page (e.g. what was excluded).
     finetuned
-        Fine-tuned transfer accuracy (step, language = source, language_other = target) of the
-        first stored ``xalign finetune`` analysis; None without one.
+        Fine-tuned transfer ``accuracy`` and its majority-tag ``baseline`` (step, language =
+        source, language_other = target) of the stored ``xalign finetune`` analysis of the default
+        name, else the first; None without one.
     layer
         The headline layer (fixed before looking) of the per-attribute and per-step figures and
         the correlations; None without an overlap.
@@ -99,6 +100,6 @@ class ReportData:
     correlations: Sequence[CorrelationView] = ()
     notes: Sequence[str] = ()
     probe_quality: xr.Dataset | None = None
-    finetuned: xr.DataArray | None = None
+    finetuned: xr.Dataset | None = None
     layer: int | None = None
     departures: Sequence[str] = ()

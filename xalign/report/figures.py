@@ -503,22 +503,29 @@ def _heatmap_panels(
     return figure
 
 
-def transfer_matrices(accuracy: xr.DataArray | None, health: xr.Dataset | None = None) -> Figure | None:
-    """Fine-tuned transfer accuracy, source × target, one panel per checkpoint with results."""
-    if accuracy is None or accuracy.sizes.get(dims.STEP, 0) == 0:
+def transfer_matrices(finetuned: xr.Dataset | None, health: xr.Dataset | None = None) -> Figure | None:
+    """Fine-tuned transfer accuracy, source × target, one panel per checkpoint with results; each
+    panel's title gives its baseline (always the source's most frequent tag) over the targets."""
+    if finetuned is None or finetuned.sizes.get(dims.STEP, 0) == 0:
         return None
-    ordered = accuracy.sortby(dims.STEP)
-    finite = np.isfinite(np.asarray(ordered.values, dtype=np.float64))
+    ordered = finetuned.sortby(dims.STEP)
+    finite = np.isfinite(np.asarray(ordered["accuracy"].values, dtype=np.float64))
     keep = finite.reshape(finite.shape[0], -1).any(axis=1)
     if not keep.any():
         return None
     ordered = ordered.isel({dims.STEP: np.flatnonzero(keep)})
     flagged = flags(health)
-    titles = [
-        f"step {int(s)}" + (" (flagged)" if int(s) in flagged else "") for s in ordered[dims.STEP].values
-    ]
+    titles = []
+    for step in ordered[dims.STEP].values:
+        baseline = np.asarray(ordered["baseline"].sel({dims.STEP: step}).values, dtype=np.float64)
+        baseline = baseline[np.isfinite(baseline)]
+        low, high = (f"{baseline.min():.2f}", f"{baseline.max():.2f}") if baseline.size else ("–", "–")
+        spread = low if low == high else f"{low}–{high}"
+        titles.append(
+            f"step {int(step)}" + (" (flagged)" if int(step) in flagged else "") + f"\nmajority tag: {spread}"
+        )
     heading = "Zero-shot transfer after fine-tuning for UPOS: accuracy on each target's test sentences"
-    panels = ordered.transpose(dims.STEP, dims.LANGUAGE, dims.LANGUAGE_OTHER)
+    panels = ordered["accuracy"].transpose(dims.STEP, dims.LANGUAGE, dims.LANGUAGE_OTHER)
     figure = _heatmap_panels(panels, titles, {}, "", bar_label="UPOS accuracy", heading=heading)
     if figure is not None:
         for ax in figure.axes[: len(titles)]:

@@ -118,8 +118,9 @@ def write_report(data: ReportData, out: Path) -> list[Path]:
         "transfer_matrices.png",
         lambda: figures.transfer_matrices(data.finetuned, data.health),
         "Zero-shot transfer measured by fine-tuning each checkpoint for UPOS on the source language "
-        "(xalign finetune): accuracy on each target's test sentences, one panel per checkpoint. "
-        "It reads no stored hidden state, so it is independent of the overlap.",
+        "(xalign finetune): accuracy on each target's test sentences, one panel per checkpoint; each "
+        "title gives the baseline of always predicting the source's most frequent tag, over the "
+        "targets. It reads no stored hidden state, so it is independent of the overlap.",
         "No fine-tuned transfer in this store (xalign finetune).",
     )
     scatters = [
