@@ -15,6 +15,8 @@ from xalign.analysis.transfer import TransferParams
 from xalign.cli.options import dataclass_options, preset_option
 from xalign.cli.progress import persist_slabs
 from xalign.cli.render import (
+    JSON_OPTION,
+    Output,
     render_correlation,
     render_health,
     render_overlap,
@@ -23,7 +25,7 @@ from xalign.cli.render import (
     render_transfer,
 )
 
-__all__ = ["correlate", "health", "overlap", "similarity", "transfer"]
+__all__ = ["correlate", "health", "overlap", "similarity", "stored_fields", "stored_line", "transfer"]
 
 STORE = click.argument("store", type=click.Path(exists=True, file_okay=False))
 EXCLUDE_FLAGGED = click.option(
@@ -36,7 +38,16 @@ OVERWRITE = click.option(
 )
 
 
-def _stored(outcome: Any) -> str:
+def stored_fields(outcome: Any) -> dict[str, Any]:
+    """Where a persisted analysis is, for ``--json``."""
+    return {
+        "group": f"analyses/{outcome.kind}/{outcome.name}",
+        "written": bool(outcome.written),
+        "excluded_steps": list(outcome.excluded),
+    }
+
+
+def stored_line(outcome: Any) -> str:
     verb = "wrote" if outcome.written else "reused (same parameters)"
     excluded = f"; excluded flagged steps {list(outcome.excluded)}" if outcome.excluded else ""
     return f"{verb} analyses/{outcome.kind}/{outcome.name}{excluded}"
@@ -66,6 +77,7 @@ def _stored(outcome: Any) -> str:
 @click.option("--name", help="Analysis group: analyses/overlap/NAME (default: PROBE).")
 @EXCLUDE_FLAGGED
 @OVERWRITE
+@JSON_OPTION
 def overlap(
     store: str,
     probe: str,
@@ -76,6 +88,7 @@ def overlap(
     name: str | None,
     exclude_flagged: bool,
     overwrite: bool,
+    as_json: bool,
 ) -> None:
     """Overlap of the neurons chosen for each attribute across languages, against chance.
 
@@ -103,11 +116,15 @@ def overlap(
         gate_method=gate_method,
     )
     outcome = xalign.persist(lazy, opened, name, overwrite=overwrite)
-    click.echo(describe_gate_parameters(outcome.result.attrs["gate"]))
+    out = Output(as_json)
+    out.echo(describe_gate_parameters(outcome.result.attrs["gate"]))
     chance = float(outcome.result.attrs["parameters"]["chance"])
-    click.echo(f"mean overlap over language pairs and attributes (chance k/d = {chance:.3f}):")
-    click.echo(render_overlap(summarize(outcome.result).compute()))
-    click.echo(_stored(outcome))
+    summary = summarize(outcome.result).compute()
+    out.echo(f"mean overlap over language pairs and attributes (chance k/d = {chance:.3f}):")
+    out.echo(render_overlap(summary))
+    out.echo(stored_line(outcome))
+    out.add(chance=chance, summary=summary, **stored_fields(outcome))
+    out.finish()
 
 
 @click.command()
@@ -129,6 +146,7 @@ def overlap(
 )
 @EXCLUDE_FLAGGED
 @OVERWRITE
+@JSON_OPTION
 def transfer(
     store: str,
     scores: tuple[Path, ...],
@@ -138,6 +156,7 @@ def transfer(
     scheduler: str,
     exclude_flagged: bool,
     overwrite: bool,
+    as_json: bool,
     **settings: Any,
 ) -> None:
     """Zero-shot cross-lingual transfer: measured from STORE, or imported with --scores.
@@ -159,15 +178,18 @@ def transfer(
     from xalign.analysis.transfer import PROBE_TRANSFER
 
     opened = xalign.open_store(store)
+    out = Output(as_json)
     if scores:
         imported = xalign.import_transfer_scores(
             opened, list(scores), model=model, exclude_flagged=exclude_flagged
         )
         outcome = xalign.persist(imported, opened, name, overwrite=overwrite)
         if "skipped" in imported.attrs:
-            click.echo(f"left out (language not in the store, or none): {imported.attrs['skipped']}")
-        click.echo(render_scores(outcome.result["score"]))
-        click.echo(_stored(outcome))
+            out.echo(f"left out (language not in the store, or none): {imported.attrs['skipped']}")
+        out.echo(render_scores(outcome.result["score"]))
+        out.echo(stored_line(outcome))
+        out.add(score=outcome.result["score"], **stored_fields(outcome))
+        out.finish()
         return
     params = TransferParams(**{**settings, "attributes": settings["attributes"] or None})
     outcome = persist_slabs(
@@ -180,13 +202,17 @@ def transfer(
         unit="slab",
     )
     click.echo(
-        f"{PROBE_TRANSFER}: a linear classifier on one language's hidden states, tested on another's; "
-        "for the paper's transfer, run xalign finetune"
+        f"note: {PROBE_TRANSFER}: a linear classifier on one language's hidden states, tested on another's; "
+        "for the paper's transfer, run xalign finetune",
+        err=True,
     )
     last = outcome.result.sortby(dims.STEP).isel({dims.STEP: -1})
-    click.echo(f"accuracy at step {int(last[dims.STEP])}, mean over layers and attributes:")
-    click.echo(render_transfer(last["accuracy"].mean([dims.LAYER, dims.ATTRIBUTE]).compute()))
-    click.echo(_stored(outcome))
+    accuracy = last["accuracy"].mean([dims.LAYER, dims.ATTRIBUTE]).compute()
+    out.echo(f"accuracy at step {int(last[dims.STEP])}, mean over layers and attributes:")
+    out.echo(render_transfer(accuracy))
+    out.echo(stored_line(outcome))
+    out.add(accuracy=outcome.result["accuracy"].compute(), **stored_fields(outcome))
+    out.finish()
 
 
 @click.command()
@@ -212,6 +238,7 @@ def transfer(
 @click.option("--name", help="Analysis group: analyses/correlation/NAME (default: OVERLAP-TRANSFER).")
 @EXCLUDE_FLAGGED
 @OVERWRITE
+@JSON_OPTION
 def correlate(
     store: str,
     overlap_name: str,
@@ -222,6 +249,7 @@ def correlate(
     name: str | None,
     exclude_flagged: bool,
     overwrite: bool,
+    as_json: bool,
 ) -> None:
     """Correlate overlap with transfer over checkpoint x language cells, per layer.
 
@@ -249,15 +277,18 @@ def correlate(
     )
     outcome = xalign.persist(lazy, opened, name, overwrite=overwrite)
     used = str(outcome.result.attrs["parameters"]["source"])
-    click.echo(describe_choice(used, source is None))
-    click.echo(
-        f"transfer: {outcome.result.attrs.get('measure', outcome.result.attrs['parameters']['transfer'])}"
-    )
+    out = Output(as_json)
+    out.echo(describe_choice(used, source is None))
+    measure = outcome.result.attrs.get("measure", outcome.result.attrs["parameters"]["transfer"])
+    out.echo(f"transfer: {measure}")
     if "warning" in outcome.result.attrs:
         click.echo(f"warning: {outcome.result.attrs['warning']}", err=True)
-    click.echo(render_correlation(outcome.result.compute()))
-    click.echo(f"intervals and p-values: {CLUSTER_INTERVAL}")
-    click.echo(_stored(outcome))
+    result = outcome.result.compute()
+    out.echo(render_correlation(result))
+    out.echo(f"intervals and p-values: {CLUSTER_INTERVAL}")
+    out.echo(stored_line(outcome))
+    out.add(correlation=result, **stored_fields(outcome))
+    out.finish()
 
 
 @click.command()
@@ -271,7 +302,10 @@ def correlate(
 )
 @EXCLUDE_FLAGGED
 @OVERWRITE
-def similarity(store: str, reference: str | None, name: str, exclude_flagged: bool, overwrite: bool) -> None:
+@JSON_OPTION
+def similarity(
+    store: str, reference: str | None, name: str, exclude_flagged: bool, overwrite: bool, as_json: bool
+) -> None:
     """Cosine similarity of parallel sentences (same sentence id) per step, layer and language.
 
     Mean-pooled and last-token sentence vectors, each against its baseline: the same mean
@@ -287,10 +321,13 @@ def similarity(store: str, reference: str | None, name: str, exclude_flagged: bo
     lazy = xalign.similarity(opened, reference=reference, exclude_flagged=exclude_flagged)
     outcome = xalign.persist(lazy, opened, name, overwrite=overwrite)
     used = str(outcome.result.attrs["parameters"]["reference"])
-    click.echo(describe_choice(used, reference is None, what="reference", option="--reference"))
-    click.echo(f"mean-pooled cosine with {used}, mean over layers (mismatched-pair baseline):")
-    click.echo(render_similarity(outcome.result.mean(dims.LAYER).compute(), used))
-    click.echo(_stored(outcome))
+    out = Output(as_json)
+    out.echo(describe_choice(used, reference is None, what="reference", option="--reference"))
+    out.echo(f"mean-pooled cosine with {used}, mean over layers (mismatched-pair baseline):")
+    out.echo(render_similarity(outcome.result.mean(dims.LAYER).compute(), used))
+    out.echo(stored_line(outcome))
+    out.add(similarity=outcome.result.compute(), **stored_fields(outcome))
+    out.finish()
 
 
 @click.command()
@@ -302,7 +339,8 @@ def similarity(store: str, reference: str | None, name: str, exclude_flagged: bo
     show_default=True,
     help="Nats above the worse neighbour's held-out loss that make a checkpoint anomalous.",
 )
-def health(store: str, loss_tolerance: float) -> None:
+@JSON_OPTION
+def health(store: str, loss_tolerance: float, as_json: bool) -> None:
     """Flag checkpoints whose weights duplicate another's or whose held-out loss is anomalous.
 
     Duplicates come from the weight fingerprints extraction records; a held-out loss is
@@ -316,6 +354,9 @@ def health(store: str, loss_tolerance: float) -> None:
     """
     import xalign
 
-    result = xalign.health(store, loss_tolerance=loss_tolerance)
-    click.echo(render_health(result))
-    click.echo(f"{int(result['flagged'].sum())} of {result.sizes[dims.STEP]} checkpoint(s) flagged")
+    result = xalign.health(store, loss_tolerance=loss_tolerance).compute()
+    out = Output(as_json)
+    out.echo(render_health(result))
+    out.echo(f"{int(result['flagged'].sum())} of {result.sizes[dims.STEP]} checkpoint(s) flagged")
+    out.add(health=result)
+    out.finish()

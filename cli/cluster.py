@@ -16,13 +16,20 @@ beyond 95% of it is restarted by its nanny.
 work (up to ``distributed.admin.low-level-log-length`` seconds), which grew a probing worker by
 about 0.25 MiB per slab, where the work itself stays flat (``benchmarks/outofcore.py``). Turn
 it on to see the dashboard's profile page.
+
+With a cluster, the command prints where its dashboard is (Dask's live view of tasks, workers
+and memory), or, when the scheduler serves none because bokeh is missing, how to get it:
+``pip install 'xalign[dashboard]'`` (on the scheduler's machine, for ``tcp://``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any
+
+import click
 
 from xalign.parallel import LOCAL_SCHEDULERS, SchedulerError
 
@@ -79,9 +86,33 @@ def compute_on(spec: str | None) -> Iterator[dict[str, Any]]:
         client = Client(cluster)
     else:
         client = Client(spec)
+    _announce_dashboard(client, spec)
     try:
         yield {"client": client}
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def dashboard_link(client: Any) -> str | None:
+    """The URL of the dashboard of ``client``'s scheduler; None when it serves none."""
+    try:
+        services = client.scheduler_info().get("services", {})
+    except Exception:  # a scheduler too old or unreachable: no link to give
+        return None
+    if "dashboard" not in services:
+        return None
+    return str(client.dashboard_link)
+
+
+def _announce_dashboard(client: Any, spec: str) -> None:
+    link = dashboard_link(client)
+    if link is not None:
+        message = f"dask dashboard: {link}"
+    elif spec.startswith("local:"):
+        message = "dask dashboard: none (it needs bokeh: pip install 'xalign[dashboard]')"
+    else:
+        message = f"dask dashboard: none at {spec} (install bokeh where its scheduler runs)"
+    if logging.getLogger("xalign").getEffectiveLevel() < logging.ERROR:  # not under -q
+        click.echo(message, err=True)

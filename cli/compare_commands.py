@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from xalign.cli.render import JSON_OPTION, Output
+
 __all__ = ["compare"]
 
 
@@ -24,7 +26,10 @@ __all__ = ["compare"]
     show_default=True,
     help="analyses/overlap/NAME of each store.",
 )
-def compare(stores: tuple[str, ...], out: Path, labels: tuple[str, ...], overlap_name: str) -> None:
+@JSON_OPTION
+def compare(
+    stores: tuple[str, ...], out: Path, labels: tuple[str, ...], overlap_name: str, as_json: bool
+) -> None:
     """Compare models (e.g. BLOOM 560m, 1b1, 1b7), each with its own STORE, in one report.
 
     Each store needs probing results and an overlap (xalign probe, xalign overlap); a stored
@@ -45,12 +50,15 @@ def compare(stores: tuple[str, ...], out: Path, labels: tuple[str, ...], overlap
     chosen = dict(zip(labels, stores, strict=True)) if labels else list(stores)
     comparison = xalign.compare(chosen, overlap=overlap_name)
     written = write_comparison(comparison, out)
+    shown = Output(as_json)
     for model in comparison["model"].values:
         at = comparison.sel(model=model)
-        click.echo(
+        shown.echo(
             f"{model}: {int(at['n_neurons'])} neurons, layer {int(at['layer'])}, "
             f"chance {float(at['chance']):.3f}; "
             f"Pearson r {float(at['r']):.2f} [{float(at['ci_low']):.2f}, {float(at['ci_high']):.2f}] "
             f"({at['correlation_transfer'].values or 'no stored correlation'})"
         )
-    click.echo(f"wrote {len(written) - 1} plot(s) and {written[-1]}")
+    shown.echo(f"wrote {len(written) - 1} plot(s) and {written[-1]}")
+    shown.add(comparison=comparison, page=written[-1], plots=written[:-1])
+    shown.finish()

@@ -6,26 +6,20 @@ from typing import Any
 
 import click
 
-from xalign.cli.options import corpus_options, parse_treebanks, preset_option
+from xalign.cli.options import corpus_options, int_list_option, parse_treebanks, preset_option, renamed_option
+from xalign.cli.render import JSON_OPTION, Output
 
 __all__ = ["extract"]
-
-
-def _ints(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as exc:
-        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from exc
 
 
 @click.command()
 @click.argument("store", type=click.Path(file_okay=False))
 @preset_option("extract")
 @click.option("--model", "model_id", help="Hugging Face model id, e.g. bigscience/bloom-560m-intermediate.")
-@click.option(
-    "--steps", help="With --model: steps of a BigScience intermediate repo -> revisions global_step<N>."
+@int_list_option(
+    "--step",
+    "steps",
+    help="With --model: steps of a BigScience intermediate repo -> revisions global_step<N>.",
 )
 @click.option(
     "--revision",
@@ -55,7 +49,9 @@ def _ints(text: str | None) -> tuple[int, ...] | None:
     "or given after a colon (tamil.conllu:ta). Default: the embedded PUD sample.",
 )
 @click.option("--language", "languages", multiple=True, help="Only the embedded sample's LANG (repeatable).")
-@click.option("--layers", help="Hidden-state indices to keep, e.g. 0,6,12 (0 = embeddings). Default: all.")
+@int_list_option(
+    "--layer", "layers", help="Hidden-state index to keep (0 = embeddings), e.g. 0,6,12. Default: all."
+)
 @click.option(
     "--pooling",
     type=click.Choice(["mean", "first", "last"]),
@@ -131,19 +127,23 @@ def _ints(text: str | None) -> tuple[int, ...] | None:
 @click.option(
     "--overwrite", is_flag=True, help="Replace an existing store instead of resuming or growing it."
 )
+@renamed_option("--steps", "--step", why="repeatable, or a comma list: --step 1000,10000")
+@renamed_option("--layers", "--layer", why="repeatable, or a comma list: --layer 0,6,12")
+@JSON_OPTION
 def extract(
     store: str,
     model_id: str | None,
-    steps: str | None,
+    steps: tuple[int, ...],
     revisions: tuple[str, ...],
     local: tuple[str, ...],
     manifest_dir: str | None,
     treebanks: tuple[str, ...],
     languages: tuple[str, ...],
-    layers: str | None,
+    layers: tuple[int, ...],
     overwrite: bool,
     device: str,
     scheduler: str | None,
+    as_json: bool,
     **options: Any,
 ) -> None:
     """Extract the hidden states of every checkpoint over treebanks into STORE.
@@ -155,15 +155,14 @@ def extract(
 
     \b
     Examples:
-      xalign toy-checkpoints runs/toy && xalign extract runs/toy.zarr --checkpoints runs/toy
+      xalign toy-checkpoints --out runs/toy && xalign extract runs/toy.zarr --checkpoints runs/toy
       xalign extract runs/bloom.zarr --model bigscience/bloom-560m-intermediate \\
-          --steps 1000,10000,100000 --treebank UD_French-GSD/fr_gsd-ud-test.conllu
+          --step 1000,10000,100000 --treebank UD_French-GSD/fr_gsd-ud-test.conllu
       xalign extract runs/bloom.zarr --model bigscience/bloom-560m --revision 0=main
       xalign extract runs/ref.zarr --checkpoints runs/toy --preset wang2024   # the reference's choices
     """
-    from tqdm import tqdm
-
     from xalign.cli.cluster import check_spec, compute_on
+    from xalign.cli.progress import progress_bar
     from xalign.data import PUD_LANGUAGES, pud_files
     from xalign.extract import ExtractConfig, extract_store
     from xalign.extract.checkpoints import Checkpoint, bloom_intermediate, from_directory, parse_revision
@@ -179,10 +178,10 @@ def extract(
     checkpoints: list[Checkpoint] = []
     name = model_id or "local"
     if model_id:
-        checkpoints += bloom_intermediate(model_id, _ints(steps) or ())
+        checkpoints += bloom_intermediate(model_id, steps)
         checkpoints += [parse_revision(model_id, r) for r in revisions]
     elif steps or revisions:
-        raise click.UsageError("--steps and --revision need --model")
+        raise click.UsageError("--step and --revision need --model")
     for item in local:
         step, sep, path = item.partition("=")
         if not sep or not step.isdigit():
@@ -193,7 +192,7 @@ def extract(
         checkpoints += listed
     if not checkpoints:
         raise click.UsageError(
-            "no checkpoints: give --model with --steps/--revision, --checkpoint or --checkpoints"
+            "no checkpoints: give --model with --step/--revision, --checkpoint or --checkpoints"
         )
     if languages and treebanks:
         raise click.UsageError(
@@ -204,7 +203,7 @@ def extract(
     try:
         config = ExtractConfig(
             model_id=name,
-            layers=_ints(layers),
+            layers=layers or None,
             pooling=options["pooling"],
             context=options["context"],
             dtype=options["dtype"],
@@ -226,7 +225,7 @@ def extract(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    bar = tqdm(unit="word", unit_scale=True, dynamic_ncols=True, desc="extracting", disable=None)
+    bar = progress_bar(unit="word", unit_scale=True, desc="extracting")
     written = [0]
 
     def on_progress(words: int, new_bytes: int) -> None:
@@ -244,15 +243,16 @@ def extract(
                 device=device,
                 client=where.get("client"),
                 overwrite=overwrite,
-                progress=None if scheduler else on_progress,
+                progress=on_progress,
                 on_plan=lambda total: setattr(bar, "total", total),
                 file_languages=file_languages,
             )
     finally:
         bar.close()
+    out = Output(as_json)
     for language, coverage in report.coverage.items():
         if coverage.windowed_sentences:
-            click.echo(
+            out.echo(
                 f"{language}: {coverage.windowed_sentences} of {coverage.sentences} sentences are longer "
                 f"than --max-length {config.max_length} subwords (longest {coverage.longest}): "
                 f"run in overlapping windows with {config.window_stride} subwords of left context"
@@ -260,7 +260,9 @@ def extract(
         # Words with no subword are logged as warnings by the extractor, per file.
     for done in report.steps:
         losses = ", ".join(f"{lang} {loss:.3f}" for lang, loss in done.heldout_loss.items())
-        click.echo(f"step {done.step}: {done.words} words, loss {losses}, weights {done.fingerprint[:12]}")
+        out.echo(f"step {done.step}: {done.words} words, loss {losses}, weights {done.fingerprint[:12]}")
     if report.skipped:
-        click.echo(f"already complete, skipped: steps {', '.join(map(str, report.skipped))}")
-    click.echo(f"store: {store} (xalign info {store} for a summary)")
+        out.echo(f"already complete, skipped: steps {', '.join(map(str, report.skipped))}")
+    out.echo(f"store: {store} (xalign info {store} for a summary)")
+    out.add(store=store, **{field: getattr(report, field) for field in report.__dataclass_fields__})
+    out.finish()

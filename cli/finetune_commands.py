@@ -9,10 +9,10 @@ import click
 
 from xalign import dims
 from xalign.analysis.finetune import FINETUNE_MEASURE, FinetuneParams
-from xalign.cli.analysis_commands import EXCLUDE_FLAGGED, OVERWRITE, STORE, _stored
-from xalign.cli.options import dataclass_options
+from xalign.cli.analysis_commands import EXCLUDE_FLAGGED, OVERWRITE, STORE, stored_fields, stored_line
+from xalign.cli.options import dataclass_options, int_list_option
 from xalign.cli.progress import persist_slabs
-from xalign.cli.render import render_transfer
+from xalign.cli.render import JSON_OPTION, Output, render_transfer
 
 __all__ = ["finetune"]
 
@@ -20,7 +20,7 @@ __all__ = ["finetune"]
 @click.command()
 @STORE
 @dataclass_options(FinetuneParams)
-@click.option("--step", "steps", type=int, multiple=True, help="Only this step (repeatable). Default: all.")
+@int_list_option("--step", "steps", help="Only this step. Default: all.")
 @click.option("--target", "targets", multiple=True, help="Test on this language (repeatable). Default: all.")
 @click.option(
     "--checkpoints",
@@ -39,6 +39,7 @@ __all__ = ["finetune"]
 )
 @EXCLUDE_FLAGGED
 @OVERWRITE
+@JSON_OPTION
 def finetune(
     store: str,
     steps: tuple[int, ...],
@@ -48,6 +49,7 @@ def finetune(
     scheduler: str,
     exclude_flagged: bool,
     overwrite: bool,
+    as_json: bool,
     **settings: Any,
 ) -> None:
     """Zero-shot transfer as the paper measures it: fine-tune each checkpoint, test on every language.
@@ -88,14 +90,17 @@ def finetune(
         desc="fine-tuning",
         unit="checkpoint",
     )
-    click.echo(FINETUNE_MEASURE)
+    out = Output(as_json)
+    out.echo(FINETUNE_MEASURE)
     result = outcome.result.sortby(dims.STEP).compute()
     done = result[dims.STEP].values[result["status"].values == "done"]
     for step in done:
         at = result.sel({dims.STEP: step})
         seconds = float(at["cpu_seconds"].sum())
-        click.echo(f"step {int(step)}: UPOS accuracy on each target's test sentences ({seconds:.0f} CPU s)")
-        click.echo(render_transfer(at["accuracy"]))
-        click.echo("  always the source's most frequent tag:")
-        click.echo(render_transfer(at["baseline"]))
-    click.echo(_stored(outcome))
+        out.echo(f"step {int(step)}: UPOS accuracy on each target's test sentences ({seconds:.0f} CPU s)")
+        out.echo(render_transfer(at["accuracy"]))
+        out.echo("  always the source's most frequent tag:")
+        out.echo(render_transfer(at["baseline"]))
+    out.echo(stored_line(outcome))
+    out.add(measure=FINETUNE_MEASURE, finetune=result, **stored_fields(outcome))
+    out.finish()

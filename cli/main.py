@@ -23,13 +23,30 @@ from xalign.errors import XalignError
 __all__ = ["cli", "main"]
 
 
-_EXTRAS = {"torch": "torch", "transformers": "torch", "tokenizers": "torch", "peft": "lora", "h5py": "bench"}
+_EXTRAS = {
+    "torch": "torch",
+    "transformers": "torch",
+    "tokenizers": "torch",
+    "peft": "lora",
+    "h5py": "bench",
+    "bokeh": "dashboard",
+}
 """Optional dependency -> the extra that installs it."""
 
 
 class _Group(click.Group):
     """Turns user-fixable errors into a one-line message and exit code 1, not a traceback: xalign's
-    own errors, and a missing optional dependency (naming the extra that installs it)."""
+    own errors, and a missing optional dependency (naming the extra that installs it). Lists its
+    commands in pipeline order, by section (:data:`SECTIONS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for title, commands in SECTIONS:
+            rows = [(command.name or "", command.short_help or "") for command, _ in commands]
+            with formatter.section(title):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -105,24 +122,44 @@ def cli(verbose: int, quiet: bool, log_level: str | None) -> None:
     _configure_logging(_log_level(verbose, quiet, log_level))
 
 
-for command in (
-    demo,
-    toy_checkpoints,
-    extract,
-    probe,
-    overlap,
-    transfer,
-    finetune,
-    correlate,
-    similarity,
-    health,
-    report,
-    compare,
-    info,
-    validate,
-    treebank_stats,
-):
-    cli.add_command(command)
+SECTIONS: tuple[tuple[str, tuple[tuple[click.Command, str], ...]], ...] = (
+    ("Try it", ((demo, "The whole study on the embedded data, in minutes."),)),
+    (
+        "Build a store",
+        (
+            (toy_checkpoints, "Train a tiny BLOOM and save its checkpoints."),
+            (treebank_stats, "Words per attribute value in CoNLL-U files."),
+            (extract, "Hidden states of every checkpoint into a store."),
+            (info, "Summarise a store."),
+            (validate, "Check a store against its schema."),
+        ),
+    ),
+    (
+        "Analyse it",
+        (
+            (probe, "Which neurons encode each attribute, per cell."),
+            (overlap, "Overlap of those neurons across languages."),
+            (finetune, "Zero-shot transfer by fine-tuning each checkpoint."),
+            (transfer, "Transfer scores: imported, or from the store."),
+            (correlate, "Correlate overlap with transfer."),
+            (similarity, "Cosine similarity of parallel sentences."),
+            (health, "Flag duplicated or broken checkpoints."),
+        ),
+    ),
+    (
+        "Show it",
+        (
+            (report, "Plots and a page of what a store holds."),
+            (compare, "Compare the findings of several stores."),
+        ),
+    ),
+)
+"""The commands in pipeline order, each with the one line ``xalign --help`` shows."""
+
+for _, commands in SECTIONS:
+    for command, short in commands:
+        command.short_help = short
+        cli.add_command(command)
 
 
 def main() -> None:

@@ -15,9 +15,12 @@ __all__ = [
     "estimator_options",
     "filter_options",
     "given_settings",
+    "int_list_option",
     "parameter_docs",
     "parse_treebanks",
     "preset_option",
+    "refuse_arguments",
+    "renamed_option",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -63,6 +66,62 @@ def corpus_options(command: F) -> F:
     ):
         command = option(command)
     return command
+
+
+def int_list_option(flag: str, name: str, *, help: str) -> Callable[[F], F]:
+    """A repeatable option of integers, each also a comma list: ``--step 0 --step 100`` or
+    ``--step 0,100``; the command receives a tuple (empty when none is given).
+
+    Every list of steps or layers on the command line reads this way.
+    """
+
+    def parse(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[int, ...]:
+        numbers: list[int] = []
+        for value in values:
+            for part in value.split(","):
+                if not part.strip():
+                    continue
+                try:
+                    numbers.append(int(part))
+                except ValueError:
+                    raise click.BadParameter(
+                        f"{part.strip()!r} in {value!r} is not an integer "
+                        f"(e.g. {flag} 0,100 or {flag} 0 {flag} 100)",
+                        ctx=ctx,
+                        param=param,
+                    ) from None
+        return tuple(numbers)
+
+    return click.option(
+        flag, name, multiple=True, callback=parse, help=help + " Repeatable, or a comma list."
+    )
+
+
+def renamed_option(old: str, new: str, *, why: str = "") -> Callable[[F], F]:
+    """A hidden ``old`` option that only says it is now ``new`` (a usage error, exit code 2)."""
+
+    def refuse(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            reason = f" ({why})" if why else ""
+            raise click.UsageError(f"{old} is now {new}{reason}", ctx=ctx)
+
+    return click.option(
+        old,
+        "old_" + old.lstrip("-").replace("-", "_"),  # its own name: "layers" may be another option's
+        hidden=True,
+        expose_value=False,
+        callback=refuse,
+        is_eager=True,
+        help=f"Now {new}.",
+    )
+
+
+def refuse_arguments(ctx: click.Context, usage: str) -> None:
+    """For a command that takes no positional argument any more: a leftover one (an old
+    spelling, e.g. the output folder before it became ``--out``) is a usage error saying
+    ``usage``. The command needs ``context_settings={"allow_extra_args": True}``."""
+    if ctx.args:
+        raise click.UsageError(f"unexpected argument {ctx.args[0]!r}: {usage}", ctx=ctx)
 
 
 def preset_option(command_name: str) -> Callable[[F], F]:

@@ -8,7 +8,14 @@ import click
 
 from xalign.analysis.probes import PROBES
 from xalign.analysis.probing import ProbeParams
-from xalign.cli.options import dataclass_options, estimator_options, given_settings, preset_option
+from xalign.cli.options import (
+    dataclass_options,
+    estimator_options,
+    given_settings,
+    int_list_option,
+    preset_option,
+)
+from xalign.cli.render import JSON_OPTION, Output
 
 __all__ = ["probe"]
 
@@ -22,11 +29,11 @@ __all__ = ["probe"]
     type=click.Choice(list(PROBES)),
     default=next(iter(PROBES)),
     show_default=True,
-    help="latent: Stanczak et al. 2023 (needs torch); gaussian: Torroba Hennigen et al. 2020 (closed form).",
+    help="gaussian: Torroba Hennigen et al. 2020, closed form; latent: Stanczak et al. 2023 (needs torch).",
 )
 @dataclass_options(ProbeParams, exclude=("probe",))
-@click.option("--step", "steps", type=int, multiple=True, help="Only this step (repeatable). Default: all.")
-@click.option("--layer", "layers", type=int, multiple=True, help="Only this layer (repeatable).")
+@int_list_option("--step", "steps", help="Only this step. Default: all.")
+@int_list_option("--layer", "layers", help="Only this layer (a hidden-state index). Default: all.")
 @click.option("--language", "languages", multiple=True, help="Only this language (repeatable).")
 @click.option("--attribute", "attributes", multiple=True, help="Only this attribute (repeatable).")
 @estimator_options(PROBES, what="probe")
@@ -38,6 +45,7 @@ __all__ = ["probe"]
     help="threads, processes, sync, local:N (a LocalCluster of N workers) or tcp://host:port.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace results/NAME made with other parameters.")
+@JSON_OPTION
 @click.pass_context
 def probe(
     ctx: click.Context,
@@ -51,6 +59,7 @@ def probe(
     name: str,
     scheduler: str,
     overwrite: bool,
+    as_json: bool,
     **settings: Any,
 ) -> None:
     """Greedy neuron selection for every (step, layer, language, attribute) cell of STORE.
@@ -69,11 +78,10 @@ def probe(
     """
     from dataclasses import fields
 
-    from tqdm import tqdm
-
     import xalign
     from xalign.analysis.probes import make_probe
     from xalign.cli.cluster import compute_on
+    from xalign.cli.progress import progress_bar
 
     grid = {f.name for f in fields(ProbeParams)}
     hyper = given_settings(
@@ -86,7 +94,7 @@ def probe(
     params = ProbeParams(
         probe=make_probe(probe_kind, **hyper), **{k: v for k, v in settings.items() if k in grid}
     )
-    bar = tqdm(unit="slab", desc="probing", dynamic_ncols=True, disable=None)
+    bar = progress_bar(unit="slab", desc="probing")
     cells = {"done": 0, "skipped": 0}
 
     def on_slab(summary: dict[str, int]) -> None:
@@ -119,7 +127,8 @@ def probe(
         bar.close()
     report = outcome.report
     assert report is not None
-    click.echo(
+    out = Output(as_json)
+    out.echo(
         f"{outcome.path}: {report.slabs_run} slab(s) probed ({report.total('done')} cells, "
         f"{report.total('skipped')} skipped by the filters), {report.slabs_already_done} already done"
     )
@@ -129,3 +138,12 @@ def probe(
             f"{report.most('dropped')} per cell (n_dropped in {outcome.path}; xalign info {store})",
             err=True,
         )
+    out.add(
+        group=outcome.path,
+        slabs_run=report.slabs_run,
+        slabs_already_done=report.slabs_already_done,
+        cells_probed=report.total("done"),
+        cells_skipped=report.total("skipped"),
+        most_dropped_words=report.most("dropped"),
+    )
+    out.finish()

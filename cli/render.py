@@ -1,17 +1,27 @@
-"""Plain-text rendering of library results for the terminal."""
+"""Plain-text rendering of library results for the terminal, and their JSON for ``--json``."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import json
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+import click
+import numpy as np
 import xarray as xr
 
 from xalign import dims
 from xalign.store.info import StoreSummary
 
 __all__ = [
+    "JSON_OPTION",
+    "Output",
     "format_bytes",
+    "plain",
     "render_correlation",
     "render_health",
     "render_overlap",
@@ -21,6 +31,62 @@ __all__ = [
     "render_table",
     "render_transfer",
 ]
+
+JSON_OPTION = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the results as one JSON object on stdout instead of text (progress stays on stderr).",
+)
+
+
+class Output:
+    """What a command prints: its text, or with ``--json`` one JSON object of the same results.
+
+    ``echo`` is text only; ``add`` gathers the results the text shows (xarray objects,
+    dataclasses, numbers) for JSON; ``finish`` prints the JSON. Warnings go to stderr
+    either way (``click.echo(..., err=True)``).
+    """
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.fields: dict[str, Any] = {}
+
+    def echo(self, text: str = "") -> None:
+        if not self.as_json:
+            click.echo(text)
+
+    def add(self, **fields: Any) -> None:
+        self.fields.update(fields)
+
+    def finish(self) -> None:
+        if self.as_json:
+            click.echo(json.dumps(plain(self.fields), indent=2, allow_nan=False))
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON-able Python: xarray objects as ``to_dict(data="list")`` (dims, coords,
+    data, attrs), dataclasses as dicts, NumPy values as numbers and lists, NaN as null."""
+    if isinstance(value, xr.Dataset | xr.DataArray):
+        return plain(value.to_dict(data="list"))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return plain(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist())
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(item) for item in value]
+    if isinstance(value, np.generic):
+        return plain(value.item())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime.date | datetime.datetime | np.datetime64):
+        return str(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
 
 STALE = " (stale: the store grew since; run it again)"
 LAYER_NOTE = "  layer: hidden-state index, 0 = the embeddings (the reference's layer L is index L - 1)"

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from xalign.cli.options import int_list_option, refuse_arguments, renamed_option
+from xalign.cli.render import JSON_OPTION, Output
 from xalign.data import PUD_LANGUAGES
 
 __all__ = ["demo", "report"]
@@ -41,6 +43,7 @@ HEADLINE_LAYER = click.option(
     help="Leave flagged checkpoints out of the correlations (always marked).",
 )
 @HEADLINE_LAYER
+@JSON_OPTION
 def report(
     store: str,
     out: Path,
@@ -49,6 +52,7 @@ def report(
     source: str | None,
     exclude_flagged: bool,
     layer: int | None,
+    as_json: bool,
 ) -> None:
     """Plot what STORE holds and write OUT/index.html, which opens in a browser with no server.
 
@@ -72,23 +76,23 @@ def report(
         layer=layer,
     )
     paths = write_report(data, out)
+    shown = Output(as_json)
     for note in data.notes:
-        click.echo(note)
-    click.echo(f"wrote {len(paths) - 1} plot(s) and {paths[-1]}")
+        shown.echo(note)
+    shown.echo(f"wrote {len(paths) - 1} plot(s) and {paths[-1]}")
+    shown.add(notes=list(data.notes), page=paths[-1], plots=paths[:-1])
+    shown.finish()
 
 
-def _steps(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        return tuple(int(part) for part in value.split(",") if part.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers such as 0,100,200: {value!r}") from None
-
-
-@click.command()
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"))
-@click.option("--steps", callback=_steps, help="Checkpoints to train and keep.  [default: 0,100,200,400,600]")
+@click.command(context_settings={"allow_extra_args": True})
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/demo"),
+    show_default=True,
+    help="Folder of the whole run: checkpoints, store, report.",
+)
+@int_list_option("--step", "steps", help="Checkpoints to train and keep.  [default: 0,100,200,400,600]")
 @click.option(
     "--hidden-size",
     type=click.IntRange(min=8),
@@ -96,7 +100,7 @@ def _steps(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     show_default=True,
     help="Width of the toy BLOOM.",
 )
-@click.option("--layers", type=click.IntRange(min=1), default=4, show_default=True, help="Blocks of the toy.")
+@click.option("--blocks", type=click.IntRange(min=1), default=4, show_default=True, help="Blocks of the toy.")
 @click.option(
     "--language",
     "languages",
@@ -109,53 +113,62 @@ def _steps(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option(
     "--scheduler", default="threads", show_default=True, help="threads, processes, sync or local:N."
 )
+@renamed_option("--steps", "--step", why="repeatable, or a comma list: --step 0,50,100")
+@renamed_option("--layers", "--blocks", why="--layer means a hidden-state index everywhere")
+@JSON_OPTION
+@click.pass_context
 def demo(
+    ctx: click.Context,
+    /,
     out: Path,
-    steps: tuple[int, ...] | None,
+    steps: tuple[int, ...],
     hidden_size: int,
-    layers: int,
+    blocks: int,
     languages: tuple[str, ...],
     k: int,
     layer: int | None,
     scheduler: str,
+    as_json: bool,
 ) -> None:
-    """The whole study on the embedded data, into OUT (default runs/demo).
+    """The whole study on the embedded data, into --out (default runs/demo).
 
     Trains a tiny BLOOM on the shipped PUD sentences (8 languages) keeping checkpoints,
     extracts their hidden states, probes which neurons encode each attribute, and measures
     overlap across languages against chance, zero-shot transfer, their correlation and
-    parallel-sentence similarity; then writes OUT/report/index.html. A few minutes on two
+    parallel-sentence similarity; then writes <out>/report/index.html. A few minutes on two
     CPU cores; a second run reuses every finished stage.
 
     \b
     Examples:
       xalign demo
-      xalign demo runs/small --steps 0,50,100 --language en --language fr --language es
+      xalign demo --out runs/small --step 0,50,100 --language en --language fr --language es
     """
     from typing import Any
 
-    from tqdm import tqdm
-
     from xalign.cli.cluster import check_spec, compute_on
+    from xalign.cli.progress import progress_bar
     from xalign.demo import DemoConfig, run_demo
     from xalign.parallel import LOCAL_SCHEDULERS
 
-    chosen: dict[str, Any] = {"hidden_size": hidden_size, "n_layer": layers, "k": k, "layer": layer}
+    refuse_arguments(ctx, "the folder is given with --out (xalign demo --out runs/demo)")
+    chosen: dict[str, Any] = {"hidden_size": hidden_size, "n_layer": blocks, "k": k, "layer": layer}
     if steps:
         chosen["steps"] = steps
     if languages:
         chosen["languages"] = languages
         chosen["source"] = "en" if "en" in languages else languages[0]
         if chosen["source"] != "en":
-            click.echo(f"source language: {languages[0]} (en is not among --language; the first is used)")
-
-    def bar(**kwargs: Any) -> Any:
-        return tqdm(dynamic_ncols=True, disable=None, leave=False, **kwargs)
+            click.echo(
+                f"source language: {languages[0]} (en is not among --language; the first is used)", err=True
+            )
 
     check_spec(scheduler)
     try:
         config = DemoConfig(**chosen, scheduler=scheduler if scheduler in LOCAL_SCHEDULERS else None)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    shown = Output(as_json)
     with compute_on(scheduler) as where:
-        run_demo(out, config, echo=click.echo, progress=bar, client=where.get("client"))
+        outcome = run_demo(out, config, echo=shown.echo, progress=progress_bar, client=where.get("client"))
+    shown.add(store=outcome.store, report=outcome.report, headline=outcome.headline)
+    shown.finish()

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
-
 import click
 
-from xalign.cli.render import render_summary
+from xalign.cli.render import JSON_OPTION, Output, render_summary
 
 __all__ = ["info", "validate"]
 
 
 @click.command()
 @click.argument("store", type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@JSON_OPTION
 def info(store: str, as_json: bool) -> None:
     """Summarise STORE: dims, size on disk, steps, languages, labels, provenance.
 
@@ -28,7 +25,10 @@ def info(store: str, as_json: bool) -> None:
     from xalign.store import open_store, summarize
 
     summary = summarize(open_store(store))
-    click.echo(json.dumps(asdict(summary), indent=2) if as_json else render_summary(store, summary))
+    out = Output(as_json)
+    out.echo(render_summary(store, summary))
+    out.add(**{field: getattr(summary, field) for field in summary.__dataclass_fields__})
+    out.finish()
 
 
 @click.command()
@@ -38,7 +38,8 @@ def info(store: str, as_json: bool) -> None:
     is_flag=True,
     help="Also read every chunk back and check it (CRC32C of the activations); list each damaged one.",
 )
-def validate(store: str, checksums: bool) -> None:
+@JSON_OPTION
+def validate(store: str, checksums: bool, as_json: bool) -> None:
     """Check STORE against its schema; list every violation with its path.
 
     With --checksums, also read every chunk of every array and list each one that is
@@ -54,19 +55,27 @@ def validate(store: str, checksums: bool) -> None:
     """
     from xalign.store import find_violations
 
+    out = Output(as_json)
     violations = find_violations(store)
     for violation in violations:
-        click.echo(str(violation))
+        out.echo(str(violation))
     faults = []
     if checksums:
         from xalign.store.integrity import find_corrupt_chunks
 
         faults = find_corrupt_chunks(store)
         for fault in faults:
-            click.echo(str(fault))
+            out.echo(str(fault))
+    out.add(
+        store=store,
+        valid=not (violations or faults),
+        violations=[str(v) for v in violations],
+        corrupt_chunks=[str(f) for f in faults] if checksums else None,
+    )
+    out.finish()
     if violations or faults:
         problems = [f"{len(violations)} schema violation(s)"]
         if checksums:
             problems.append(f"{len(faults)} corrupt chunk(s)")
         raise click.ClickException(f"{store}: {', '.join(problems)}")
-    click.echo(f"{store}: valid" + (", every chunk reads back intact" if checksums else ""))
+    out.echo(f"{store}: valid" + (", every chunk reads back intact" if checksums else ""))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from xalign.cli.options import corpus_options, filter_options, parse_treebanks
-from xalign.cli.render import render_table
+from xalign.cli.render import JSON_OPTION, Output, render_table
 
 __all__ = ["treebank_stats"]
+
+COLUMNS = ("attribute", "value", "train", "dev", "test", "status")
 
 
 @click.command("treebank-stats")
@@ -21,6 +25,7 @@ __all__ = ["treebank_stats"]
 @filter_options
 @click.option("--attribute", "attributes", multiple=True, help="Only this attribute (repeatable).")
 @click.option("--all", "show_all", is_flag=True, help="Also list the values and attributes dropped.")
+@JSON_OPTION
 def treebank_stats(
     files: tuple[str, ...],
     label_scheme: str,
@@ -33,6 +38,7 @@ def treebank_stats(
     min_values: int,
     attributes: tuple[str, ...],
     show_all: bool,
+    as_json: bool,
 ) -> None:
     """Words per attribute value per split, after the reference's filters.
 
@@ -67,11 +73,13 @@ def treebank_stats(
     )
     paths, file_languages = parse_treebanks(files, param_hint="FILES")
     corpora = load_corpora(paths or pud_files(), options=options, file_languages=file_languages)
+    out = Output(as_json)
+    languages: dict[str, Any] = {}
     for corpus in corpora.values():
         counts = corpus.counts()
         kept = filter_attributes(counts, min_count=min_count, min_values=min_values)
         per_split = {split: corpus.splits.count(split) for split in ("train", "dev", "test")}
-        click.echo(
+        out.echo(
             f"{corpus.language}  {', '.join(corpus.treebanks)}: {len(corpus.sentences)} sentences, "
             f"{corpus.n_words} words (train {per_split['train']}, dev {per_split['dev']}, "
             f"test {per_split['test']})"
@@ -87,10 +95,21 @@ def treebank_stats(
                         (attribute, value, by_split["train"], by_split["dev"], by_split["test"], status)
                     )
         if rows:
-            click.echo(render_table(("attribute", "value", "train", "dev", "test", ""), rows))
+            out.echo(render_table(("attribute", "value", "train", "dev", "test", ""), rows))
         summary = "; ".join(f"{a} ({', '.join(v)})" for a, v in kept.items()) or "none"
-        click.echo(f"  kept: {summary}")
+        out.echo(f"  kept: {summary}")
         dropped = [a for a in corpus.attributes if a not in kept]
         if dropped and not show_all:
-            click.echo(f"  dropped (--all to see why): {', '.join(dropped)}")
-        click.echo()
+            out.echo(f"  dropped (--all to see why): {', '.join(dropped)}")
+        out.echo()
+        languages[corpus.language] = {
+            "treebanks": list(corpus.treebanks),
+            "sentences": len(corpus.sentences),
+            "words": corpus.n_words,
+            "words_per_split": per_split,
+            "kept": {a: list(v) for a, v in kept.items()},
+            "dropped": dropped,
+            "counts": [dict(zip(COLUMNS, row, strict=True)) for row in rows],
+        }
+    out.add(languages=languages)
+    out.finish()

@@ -13,13 +13,13 @@ from xalign.cli.main import cli
 
 pytest.importorskip("torch")
 
-REDUCED = ["--steps", "0,10,20", "--hidden-size", "32", "--layers", "1", "--k", "4"]
+REDUCED = ["--step", "0,10,20", "--hidden-size", "32", "--blocks", "1", "--k", "4"]
 LANGUAGES = ["--language", "en", "--language", "fr", "--language", "es"]
 
 
 def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    first = CliRunner().invoke(cli, ["demo", str(out), *REDUCED, *LANGUAGES], catch_exceptions=False)
+    first = CliRunner().invoke(cli, ["demo", "--out", str(out), *REDUCED, *LANGUAGES], catch_exceptions=False)
     assert first.exit_code == 0, first.output
     for stage in range(1, 9):
         assert f"[{stage}/8]" in first.output
@@ -50,7 +50,9 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path: Path) -> None:
     for name in images:
         assert (out / "report" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    second = CliRunner().invoke(cli, ["demo", str(out), *REDUCED, *LANGUAGES], catch_exceptions=False)
+    second = CliRunner().invoke(
+        cli, ["demo", "--out", str(out), *REDUCED, *LANGUAGES], catch_exceptions=False
+    )
     assert second.exit_code == 0, second.output
     assert "reused; training loss" in second.output
     assert "reused; all 3 checkpoints were extracted before" in second.output
@@ -68,7 +70,7 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path: Path) -> None:
 
 def test_demo_without_english_starts_from_the_first_language_and_refuses_k_up_front(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        cli, ["demo", str(tmp_path / "d"), "--language", "fr", "--language", "es", "--k", "500"]
+        cli, ["demo", "--out", str(tmp_path / "d"), "--language", "fr", "--language", "es", "--k", "500"]
     )
     assert "source language: fr (en is not among --language; the first is used)" in result.output
     assert result.exit_code == 2

@@ -19,12 +19,23 @@ tasks are (each writes chunks it alone owns, its done flag last).
 
 from __future__ import annotations
 
+import threading
+import uuid
+from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from xalign.errors import XalignError
 
-__all__ = ["LOCAL_SCHEDULERS", "SchedulerError", "active_client", "check_scheduler", "compute_tasks"]
+__all__ = [
+    "LOCAL_SCHEDULERS",
+    "ProgressRelay",
+    "SchedulerError",
+    "active_client",
+    "check_scheduler",
+    "compute_tasks",
+]
 
 LOCAL_SCHEDULERS = ("threads", "processes", "sync")
 
@@ -111,3 +122,68 @@ def _compute_locally(
     with _Report():  # type: ignore[no-untyped-call]
         chosen = {} if scheduler is None else {"scheduler": scheduler}
         return list(compute(*tasks, **chosen))
+
+
+class ProgressRelay:
+    """Progress from tasks running on a cluster's workers, heard here as it happens.
+
+    A task that reports progress as it goes (``report(amount, *extra)``, e.g. words done and
+    bytes written) gets ``relay.reporter(job)``: on a worker it sends each report as a
+    Dask event (``Worker.log_event``) that the client hears (``Client.subscribe_topic``)
+    and hands to ``callback(amount, *extra)``. Events can arrive after a task's result (or be
+    lost with a worker that dies); ``relay.finished(job, amount)`` when the result is here
+    makes the job's total exact and drops its late events.
+
+    Use it as a context manager: it subscribes on entering and unsubscribes on leaving.
+    """
+
+    def __init__(self, client: Any, callback: Callable[..., None]) -> None:
+        self.client = client
+        self.callback = callback
+        self.topic = f"xalign-progress-{uuid.uuid4().hex}"
+        self._heard: defaultdict[Any, int] = defaultdict(int)
+        self._finished: set[Any] = set()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> ProgressRelay:
+        self.client.subscribe_topic(self.topic, self._on_event)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.unsubscribe_topic(self.topic)
+
+    def reporter(self, job: Any) -> _Reporter:
+        """The ``report`` callable to give the task of ``job`` (picklable)."""
+        return _Reporter(self.topic, job)
+
+    def finished(self, job: Any, amount: int, *extra: Any) -> None:
+        """``job`` is done, having done ``amount`` in all: report what its events did not."""
+        with self._lock:
+            self._finished.add(job)
+            missing = amount - self._heard[job]
+            self._heard[job] = amount
+        if missing > 0:
+            self.callback(missing, *extra)
+
+    def _on_event(self, event: tuple[float, Any]) -> None:
+        _, (job, amount, *extra) = event
+        with self._lock:
+            if job in self._finished:
+                return
+            self._heard[job] += amount
+        self.callback(amount, *extra)
+
+
+@dataclass(frozen=True)
+class _Reporter:
+    topic: str
+    job: Any
+
+    def __call__(self, amount: int, *extra: Any) -> None:
+        from distributed import get_worker
+
+        try:
+            worker = get_worker()
+        except ValueError:  # not on a worker (a local scheduler ran the task): nobody listens
+            return
+        worker.log_event(self.topic, [self.job, amount, *extra])

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 import zarr
@@ -172,7 +173,7 @@ def test_without_torch_a_command_that_needs_it_says_so_in_one_line(tmp_path: Pat
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_TORCH, "toy-checkpoints", str(tmp_path / "toy")],
+        [sys.executable, "-c", _WITHOUT_TORCH, "toy-checkpoints", "--out", str(tmp_path / "toy")],
         capture_output=True,
         text=True,
         check=False,
@@ -232,3 +233,128 @@ def test_library_logs_reach_stderr_at_the_level_asked(capsys: pytest.CaptureFixt
     logging.getLogger("xalign.extract.run").info("not shown")
     err = capsys.readouterr().err
     assert err.splitlines() == ["INFO xalign.extract.run: growing the store"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["extract", "s.zarr", "--steps", "1000"], "--steps is now --step"),
+        (["extract", "s.zarr", "--layers", "0,6"], "--layers is now --layer"),
+        (["toy-checkpoints", "--out", "t", "--steps", "0,1"], "--steps is now --step"),
+        (["toy-checkpoints", "--out", "t", "--layers", "2"], "--layers is now --blocks"),
+        (["toy-checkpoints", "runs/toy"], "the folder is given with --out"),
+        (["demo", "--steps", "0,10"], "--steps is now --step"),
+        (["demo", "--layers", "2"], "--layers is now --blocks"),
+        (["demo", "runs/demo"], "the folder is given with --out"),
+    ],
+)
+def test_an_old_spelling_says_what_it_is_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []  # refused before any work
+
+
+def test_step_and_layer_lists_are_repeatable_or_comma_separated() -> None:
+    from xalign.cli.options import int_list_option
+
+    seen: dict[str, tuple[int, ...]] = {}
+
+    @click.command()
+    @int_list_option("--step", "steps", help="Steps.")
+    def command(steps: tuple[int, ...]) -> None:
+        seen["steps"] = steps
+
+    assert CliRunner().invoke(command, ["--step", "0,100", "--step", "200"]).exit_code == 0
+    assert seen["steps"] == (0, 100, 200)
+    assert CliRunner().invoke(command, []).exit_code == 0
+    assert seen["steps"] == ()
+    bad = CliRunner().invoke(command, ["--step", "0,ten"])
+    assert bad.exit_code == 2
+    assert "'ten' in '0,ten' is not an integer" in bad.output
+
+
+def test_commands_are_listed_in_pipeline_order_with_short_help_that_fits() -> None:
+    from xalign.cli.main import SECTIONS
+
+    listed = [command.name for _, commands in SECTIONS for command, _ in commands]
+    assert sorted(listed) == sorted(cli.commands)  # every command in one section, once
+    text = run("--help").output
+    positions = [text.index(f"\n  {name} ") for name in listed]
+    assert positions == sorted(positions)
+    assert listed.index("extract") < listed.index("probe") < listed.index("overlap") < listed.index("report")
+    for line in text.split("Try it:")[1].splitlines():
+        assert len(line) <= 80, line
+        assert not line.endswith("..."), line
+
+
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_every_command_has_json(command: str) -> None:
+    """Each prints a table or a summary (report and compare: what they wrote and its notes)."""
+    assert "--json" in run(command, "--help").output
+
+
+def test_json_output_is_one_object_with_the_results_of_the_table(synthetic_dir: Path) -> None:
+    from xalign.data import pud_files
+
+    stats = json.loads(run("treebank-stats", str(pud_files(["fr"])[0]), "--json").output)
+    assert stats["languages"]["fr"]["sentences"] == 500
+    assert "Number" in stats["languages"]["fr"]["kept"]
+    health = json.loads(run("health", str(synthetic_dir), "--json").output)
+    assert health["health"]["dims"]["step"] == 3
+    valid = json.loads(run("validate", str(synthetic_dir), "--json").output)
+    assert valid == {"store": str(synthetic_dir), "valid": True, "violations": [], "corrupt_chunks": None}
+
+
+def test_the_latent_probe_without_torch_is_one_line_and_leaves_no_results_group(synthetic_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TORCH, "probe", str(synthetic_dir), "--probe", "latent"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "Error: this command needs torch, which is not installed: pip install 'xalign[torch]' "
+        "(pip install torch==2.13.0 first for its CPU build; see README)"
+    ]
+    assert not (synthetic_dir / "results").exists()
+
+
+def test_the_default_probe_needs_no_torch() -> None:
+    from xalign.analysis.gaussian import GaussianProbe
+    from xalign.analysis.probing import ProbeParams
+
+    assert isinstance(ProbeParams().probe, GaussianProbe)
+    assert "[default: gaussian]" in run("probe", "--help").output
+
+
+def test_a_cluster_run_says_where_its_dashboard_is_or_how_to_get_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from xalign.cli.cluster import _announce_dashboard
+
+    class Client:
+        dashboard_link = "http://127.0.0.1:8787/status"
+
+        def __init__(self, services: dict[str, int]) -> None:
+            self.services = services
+
+        def scheduler_info(self) -> dict[str, object]:
+            return {"services": self.services}
+
+    _announce_dashboard(Client({"dashboard": 8787}), "local:2")
+    _announce_dashboard(Client({}), "local:2")
+    _announce_dashboard(Client({}), "tcp://10.0.0.1:8786")
+    assert capsys.readouterr().err.splitlines() == [
+        "dask dashboard: http://127.0.0.1:8787/status",
+        "dask dashboard: none (it needs bokeh: pip install 'xalign[dashboard]')",
+        "dask dashboard: none at tcp://10.0.0.1:8786 (install bokeh where its scheduler runs)",
+    ]

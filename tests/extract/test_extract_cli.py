@@ -12,17 +12,17 @@ from xalign.cli.main import cli
 def test_extract_then_info(tmp_path: Path, toy_dir: Path, treebanks: dict[str, Path]) -> None:
     store = str(tmp_path / "s.zarr")
     args = ["extract", store, "--checkpoints", str(toy_dir), "--treebank", str(treebanks["en"])]
-    result = CliRunner().invoke(cli, [*args, "--chunk-words", "64", "--layers", "0,2"])
+    result = CliRunner().invoke(cli, [*args, "--chunk-words", "64", "--layer", "0,2"])
     assert result.exit_code == 0, result.output
     assert "step 4:" in result.output
     assert "weights" in result.output
-    again = CliRunner().invoke(cli, [*args, "--chunk-words", "64", "--layers", "0,2"])
+    again = CliRunner().invoke(cli, [*args, "--chunk-words", "64", "--layer", "0,2"])
     assert "already complete, skipped: steps 0, 2, 4" in again.output
     info = CliRunner().invoke(cli, ["info", store])
     assert info.exit_code == 0, info.output
     assert "complete" in info.output
     assert "step 3, layer 2" in info.output
-    changed = CliRunner().invoke(cli, [*args, "--chunk-words", "64", "--layers", "0,1"])
+    changed = CliRunner().invoke(cli, [*args, "--chunk-words", "64", "--layer", "0,1"])
     assert changed.exit_code == 1
     assert "another configuration" in changed.output
     assert "Traceback" not in changed.output
@@ -40,7 +40,7 @@ def test_extract_usage_errors(tmp_path: Path, toy_dir: Path) -> None:
     assert none.exit_code == 2
     assert "no checkpoints" in none.output
     bad_layer = CliRunner().invoke(
-        cli, ["extract", store, "--checkpoints", str(toy_dir), "--language", "en", "--layers", "0,9"]
+        cli, ["extract", store, "--checkpoints", str(toy_dir), "--language", "en", "--layer", "0,9"]
     )
     assert bad_layer.exit_code == 1
     assert "layer(s) [9] do not exist" in bad_layer.output
@@ -55,7 +55,7 @@ def test_extract_usage_errors(tmp_path: Path, toy_dir: Path) -> None:
     assert unknown.exit_code == 1
     assert "unknown scheduler 'gpu'" in unknown.output
     offline = CliRunner().invoke(
-        cli, ["extract", store, "--model", "bigscience/bloom-560m-intermediate", "--steps", "1000"]
+        cli, ["extract", store, "--model", "bigscience/bloom-560m-intermediate", "--step", "1000"]
     )
     assert offline.exit_code == 1
     assert "global_step1000 is not in the local Hugging Face cache" in offline.output
@@ -73,13 +73,13 @@ def test_a_refused_extract_leaves_nothing_behind(
     args = ["extract", str(store), "--checkpoints", str(toy_dir), "--treebank", str(treebanks["en"])]
     assert CliRunner().invoke(cli, [*args, "--chunk-words", "64"]).exit_code == 0
     before = _listing(tmp_path)
-    for change in (["--layers", "0,1"], ["--dtype", "float32"], ["--pooling", "first"]):
+    for change in (["--layer", "0,1"], ["--dtype", "float32"], ["--pooling", "first"]):
         refused = CliRunner().invoke(cli, [*args, "--chunk-words", "64", *change])
         assert refused.exit_code == 1, refused.output
         assert "another configuration" in refused.output
         assert "Traceback" not in refused.output
         assert _listing(tmp_path) == before  # no note, no lock, no group, nothing rewritten
-    layers = CliRunner().invoke(cli, [*args, "--chunk-words", "64", "--layers", "0,1"])
+    layers = CliRunner().invoke(cli, [*args, "--chunk-words", "64", "--layer", "0,1"])
     assert "layers: store has all layers (0-2), this run asks for layers 0, 1" in layers.output
     rerun = CliRunner().invoke(cli, [*args, "--chunk-words", "64"])
     assert rerun.exit_code == 0, rerun.output

@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from typing import Any, Protocol, Self
 
@@ -28,8 +29,12 @@ from xalign.analysis.selection import FittedProbe
 
 __all__ = ["PROBES", "Probe", "clone_probe", "describe_probe", "make_probe", "probe_name"]
 
-PROBES: dict[str, type[Any]] = {"latent": LatentProbe, "gaussian": GaussianProbe}
-"""The probes known by name (the CLI's ``--probe``); the first is the default."""
+PROBES: dict[str, type[Any]] = {"gaussian": GaussianProbe, "latent": LatentProbe}
+"""The probes known by name (the CLI's ``--probe``); the first is the default: the Gaussian
+probe, closed form, which needs no torch (the install without the ``torch`` extra probes)."""
+
+NEEDS: dict[type[Any], str] = {LatentProbe: "torch"}
+"""Probe class -> the optional package its fitting imports (checked before anything is written)."""
 
 
 class Probe(FittedProbe, Protocol):
@@ -66,6 +71,10 @@ def make_probe(probe: str | Any, **params: Any) -> Probe:
         if not callable(getattr(probe, method, None)):
             raise ValueError(f"{type(probe).__name__} is not a probe: it has no {method}() method")
     made = clone_probe(probe)
+    needed = NEEDS.get(type(made))
+    if needed is not None and importlib.util.find_spec(needed) is None:
+        message = f"the {probe_name(made)} probe needs {needed}, which is not installed"
+        raise ModuleNotFoundError(message, name=needed)
     unknown = sorted(set(params) - set(made.get_params(deep=False)))
     if unknown:
         raise ValueError(

@@ -78,11 +78,12 @@ class ProbeParams(CellFilters):
     """
 
     probe: Any = field(
-        default="latent",
+        default="gaussian",
         metadata={"help": "A probe object (scikit-learn style), or the name of one in PROBES."},
     )
     """A probe object, cloned for every cell so that each starts unfitted with the same
-    hyperparameters; a name (``"latent"``, ``"gaussian"``) means that probe with its defaults."""
+    hyperparameters; a name (``"gaussian"``, the default, or ``"latent"``) means that probe with
+    its defaults."""
     criterion: str = field(
         default="mi",
         metadata={

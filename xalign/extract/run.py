@@ -29,7 +29,7 @@ from xalign.extract.lock import store_lock
 from xalign.extract.plan import loss_batches, needed_sentences, plan_batches
 from xalign.extract.sink import DISK_FULL, ChunkSink, ChunkWriter, ExtractionError, disk_full_error
 from xalign.extract.template import StorePlan, check_store, file_digest, prepare_store, provenance
-from xalign.parallel import compute_tasks
+from xalign.parallel import ProgressRelay, compute_tasks
 from xalign.store.layout import ACTIVATIONS, LANGUAGES_GROUP, LanguageMeta, language_group
 from xalign.store.location import StoreLocation, describe_location
 from xalign.store.nodes import child_array, child_group
@@ -270,7 +270,7 @@ def _extract(
             for checkpoint, index in jobs
         ]
     else:
-        reports = _run_distributed(location, jobs, client, job_args)
+        reports = _run_distributed(location, jobs, client, job_args, progress)
     consolidate(location)
     done_steps = {r.step for r in reports}
     return ExtractReport(
@@ -404,19 +404,36 @@ def _loss_recorded(root: zarr.Group, language: str, index: int) -> bool:
 
 
 def _run_distributed(
-    location: StoreLocation, jobs: list[tuple[Checkpoint, int]], client: Any, job_args: dict[str, Any]
+    location: StoreLocation,
+    jobs: list[tuple[Checkpoint, int]],
+    client: Any,
+    job_args: dict[str, Any],
+    progress: Progress | None,
 ) -> list[StepReport]:
+    """One task per checkpoint on ``client``'s cluster; ``progress`` hears of each batch as the
+    workers write it (through :class:`~xalign.parallel.ProgressRelay`)."""
     from dask.delayed import delayed
 
     if not isinstance(location, str | Path):
         raise CheckpointError(
             "a Dask cluster needs a store on disk that its workers can reach, not a memory store"
         )
-    tasks = [
-        delayed(extract_step, pure=False)(str(location), checkpoint, index, **job_args)
-        for checkpoint, index in jobs
-    ]
-    return compute_tasks(tasks, client=client)
+    if progress is None:
+        tasks = [
+            delayed(extract_step, pure=False)(str(location), checkpoint, index, **job_args)
+            for checkpoint, index in jobs
+        ]
+        return compute_tasks(tasks, client=client)
+    with ProgressRelay(client, progress) as relay:
+        tasks = [
+            delayed(extract_step, pure=False)(
+                str(location), checkpoint, index, progress=relay.reporter(checkpoint.step), **job_args
+            )
+            for checkpoint, index in jobs
+        ]
+        return compute_tasks(
+            tasks, client=client, on_done=lambda report: relay.finished(report.step, report.words, 0)
+        )
 
 
 def extract_step(
