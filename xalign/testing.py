@@ -219,8 +219,11 @@ def assert_valid_store(location: StoreLocation) -> None:
         raise StoreValidationError(describe_location(location), violations)
 
 
-def assert_stores_equal(a: StoreLocation, b: StoreLocation, *, ignore_attrs: tuple[str, ...] = ()) -> None:
-    """Assert two stores hold the same arrays with the same values (NaN equal to NaN) and attrs."""
+def assert_stores_equal(
+    a: StoreLocation, b: StoreLocation, *, ignore_attrs: tuple[str, ...] = (), ulps: int = 0
+) -> None:
+    """Assert two stores hold the same arrays with the same values (NaN equal to NaN) and attrs;
+    with ``ulps``, floating-point values may differ by that many units in the last place."""
     import zarr
 
     left = dict(zarr.open_group(a, mode="r", use_consolidated=False).members(max_depth=None))
@@ -235,8 +238,25 @@ def assert_stores_equal(a: StoreLocation, b: StoreLocation, *, ignore_attrs: tup
             assert isinstance(other, zarr.Array)
             x, y = np.asarray(node[...]), np.asarray(other[...])
             assert x.shape == y.shape, f"{path}: shapes {x.shape} != {y.shape}"
+            if x.dtype.kind == "f" and ulps:
+                apart = ulp_distance(x, y)
+                assert apart.max(initial=0) <= ulps, f"{path}: values differ by up to {apart.max()} ulps"
+                continue
             equal_nan = x.dtype.kind == "f"
             assert np.array_equal(x, y, equal_nan=equal_nan), f"{path}: values differ"
+
+
+def ulp_distance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """How many representable values of their float dtype lie between ``x`` and ``y`` (0 where
+    equal, NaN included): the bits as ordered integers, so that -0.0 and 0.0 are 0 apart."""
+    width = {2: np.int16, 4: np.int32, 8: np.int64}[x.dtype.itemsize]
+
+    def ordered(values: np.ndarray) -> np.ndarray:
+        bits = values.view(width).astype(np.int64)
+        return np.where(bits < 0, np.iinfo(width).min - bits, bits)
+
+    both_nan = np.isnan(x) & np.isnan(y)
+    return np.where(both_nan, 0, np.abs(ordered(x) - ordered(y)))
 
 
 @contextmanager

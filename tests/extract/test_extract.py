@@ -336,6 +336,25 @@ def test_extraction_on_a_local_dask_cluster_equals_the_sequential_run(
     assert_stores_equal(sequential, parallel)
 
 
+def test_extraction_with_another_number_of_torch_threads_agrees_within_one_float16_ulp(
+    tmp_path: Path, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
+) -> None:
+    """A Dask worker runs torch with one thread, a run here with all cores: matrix kernels may
+    then sum in another order, and a value on a float16 rounding boundary round the other way.
+    The README promises at most one float16 ulp (in practice: identical on this CPU)."""
+    import torch
+
+    before = torch.get_num_threads()
+    stores = {threads: str(tmp_path / f"threads{threads}.zarr") for threads in (1, 2)}
+    try:
+        for threads, location in stores.items():
+            torch.set_num_threads(threads)
+            extract_store(location, checkpoints[1:], [treebanks["fr"]], small_config())
+    finally:
+        torch.set_num_threads(before)
+    assert_stores_equal(stores[1], stores[2], ulps=1)
+
+
 def long_sentence_treebank(language: str, words: int, out: Path, name: str | None = None) -> Path:
     """One sentence of ``words`` words, made of the embedded PUD sentences of ``language`` run together."""
     from xalign.data import pud_files
@@ -405,3 +424,26 @@ def test_a_sentence_longer_than_the_window_gets_every_word(
     )
     assert cosine.min() > 0.999
     assert np.abs(got[:, later] - want[:, later]).max() < 0.02 * np.abs(want).max()
+
+
+def test_the_ulp_tolerance_counts_representable_values_between(tmp_path: Path) -> None:
+    import numpy as np
+    import zarr
+
+    from xalign.testing import ulp_distance
+
+    one = np.float16(1)
+    up = np.nextafter(one, np.float16(2))
+    values = np.array([one, -0.0, np.nan, 0.5], dtype=np.float16)
+    moved = np.array([up, 0.0, np.nan, 0.5], dtype=np.float16)
+    assert ulp_distance(values, moved).tolist() == [1, 0, 0, 0]
+    assert ulp_distance(np.float32([-1e-45]), np.float32([1e-45])).tolist() == [2]
+    stores = []
+    for name, data in (("a", values), ("b", moved), ("c", np.nextafter(moved, np.float16(2)))):
+        zarr.open_group(str(tmp_path / name), mode="w").create_array("x", data=data)
+        stores.append(str(tmp_path / name))
+    assert_stores_equal(stores[0], stores[1], ulps=1)
+    with pytest.raises(AssertionError, match="values differ"):
+        assert_stores_equal(stores[0], stores[1])
+    with pytest.raises(AssertionError, match="up to 2 ulps"):
+        assert_stores_equal(stores[0], stores[2], ulps=1)
