@@ -24,6 +24,9 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path: Path) -> None:
     for stage in range(1, 9):
         assert f"[{stage}/8]" in first.output
     assert "reused" not in first.output
+    # Which attributes each language has probes for (from the PUD sample's counts).
+    assert re.search(r"^      en: Number", first.output, flags=re.M), first.output
+    assert re.search(r"^      fr: .*Gender", first.output, flags=re.M), first.output
     # The headline reads the middle stored layer (of 0 and 1: layer 1), fixed before looking.
     assert re.search(
         r"probe quality gate at step 20, layer 1 \(the middle stored layer, fixed before looking; .*\): "

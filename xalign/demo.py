@@ -117,6 +117,8 @@ def run_demo(
     assert probed.report is not None
     if not probed.report.slabs_run:
         echo(f"      reused; all {probed.report.slabs_already_done} slabs were probed before")
+    for line in _probed_attributes(probed.result):
+        echo("      " + line)
 
     echo("[4/8] overlap of the neuron sets across languages, against chance")
     overlap = api.persist(api.overlap(opened, probe="probe"), opened)
@@ -337,6 +339,28 @@ def _extract(toy: Path, store: Path, config: DemoConfig, bars: _Bars) -> Any:
         )
     finally:
         bar.close()
+
+
+def _probed_attributes(result: Any) -> list[str]:
+    """Which attributes each language has a probe for, and which languages have none (their
+    treebanks leave no attribute with two values of enough words in each split)."""
+    done = (result["status"] == "done").any(dims.STEP).compute()
+    lines, empty = [], []
+    for language in done[dims.LANGUAGE].values:
+        attributes = [
+            str(a)
+            for a in done[dims.ATTRIBUTE].values
+            if bool(done.sel({dims.LANGUAGE: language, dims.ATTRIBUTE: a}).any())
+        ]
+        if attributes:
+            lines.append(f"{language}: {', '.join(attributes)}")
+        else:
+            empty.append(str(language))
+    if empty:
+        lines.append(
+            f"no attribute passes the filters in {', '.join(empty)}: no probe there (xalign treebank-stats)"
+        )
+    return lines
 
 
 class _Bars:
