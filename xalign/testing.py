@@ -249,7 +249,8 @@ def assert_stores_equal(
 def ulp_distance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """How many representable values of their float dtype lie between ``x`` and ``y`` (0 where
     equal, NaN included): the bits as ordered integers, so that -0.0 and 0.0 are 0 apart."""
-    width = {2: np.int16, 4: np.int32, 8: np.int64}[x.dtype.itemsize]
+    widths: dict[int, type[np.signedinteger[Any]]] = {2: np.int16, 4: np.int32, 8: np.int64}
+    width = widths[x.dtype.itemsize]
 
     def ordered(values: np.ndarray) -> np.ndarray:
         bits = values.view(width).astype(np.int64)

@@ -447,3 +447,33 @@ def test_the_ulp_tolerance_counts_representable_values_between(tmp_path: Path) -
         assert_stores_equal(stores[0], stores[1])
     with pytest.raises(AssertionError, match="up to 2 ulps"):
         assert_stores_equal(stores[0], stores[2], ulps=1)
+
+
+def test_a_hub_download_fetches_the_config_tokenizer_and_one_weight_format() -> None:
+    from fnmatch import fnmatch
+
+    from xalign.extract.checkpoints import needed_files
+
+    def fetched(files: list[str]) -> list[str]:
+        return [f for f in files if any(fnmatch(f, pattern) for pattern in needed_files(files))]
+
+    common = ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+    others = ["flax_model.msgpack", "tf_model.h5", "onnx/model.onnx", "README.md", ".gitattributes"]
+    both = [*common, *others, "model.safetensors", "pytorch_model.bin"]
+    assert fetched(both) == [*common, "model.safetensors"]
+    bin_only = [*common, *others, "pytorch_model.bin"]
+    assert fetched(bin_only) == [*common, "pytorch_model.bin"]
+    sharded = [*common, "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    assert fetched([*sharded, "model.safetensors.index.json"]) == [*sharded, "model.safetensors.index.json"]
+
+
+def test_a_local_checkpoint_is_recorded_by_its_directory(
+    tmp_path: Path, checkpoints: list[Checkpoint], treebanks: dict[str, Path]
+) -> None:
+    import xalign
+
+    location = str(tmp_path / "s.zarr")
+    extract_store(location, checkpoints[:1], [treebanks["en"]], small_config(layers=(0,)))
+    provenance = xalign.open_store(location).provenance
+    assert provenance["tokenizer"] == checkpoints[0].source
+    assert provenance["tokenizer_source"] == {"directory": checkpoints[0].source}

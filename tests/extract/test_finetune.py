@@ -155,6 +155,14 @@ def test_hub_revisions_are_fine_tuned_from_the_cache(
     extract_store(location, checkpoints, [english], small_config(layers=(0,)))
     store = xalign.open_store(location)
     assert store.revisions == {2: "global_step2", 4: "global_step4"}
+    # The provenance says where the tokenizer came from, not where the cache put it.
+    assert store.provenance["tokenizer"] == "xalign/toy-bloom@global_step2"
+    assert store.provenance["tokenizer_source"] == {
+        "model_id": "xalign/toy-bloom",
+        "revision": "global_step2",
+        "commit": f"{1:040x}",
+    }
+    assert str(tmp_path / "hub") not in str(store.provenance)
     result = xalign.finetune(store, PARAMS, steps=[4]).sel(step=4, language="en").compute()
     assert 0 < float(result["accuracy"].sel(language_other="en")) <= 1
     # The same model loaded from its directory gives the same result.

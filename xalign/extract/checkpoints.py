@@ -31,7 +31,9 @@ __all__ = [
     "inspect_checkpoint",
     "load_checkpoint",
     "load_tokenizer",
+    "needed_files",
     "parse_revision",
+    "source_of",
     "weights_fingerprint",
 ]
 
@@ -232,7 +234,9 @@ def _resolve(checkpoint: Checkpoint) -> tuple[str, str]:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        path = snapshot_download(checkpoint.source, revision=checkpoint.revision)
+        path = snapshot_download(
+            checkpoint.source, revision=checkpoint.revision, allow_patterns=_wanted_files(checkpoint)
+        )
     except LocalEntryNotFoundError as exc:
         raise CheckpointError(
             f"{checkpoint.source} at revision {checkpoint.revision} is not in the local Hugging Face cache "
@@ -244,6 +248,53 @@ def _resolve(checkpoint: Checkpoint) -> tuple[str, str]:
         ) from exc
     name = Path(path).name
     return path, name if _COMMIT.match(name) else ""
+
+
+_CONFIG_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "*.model",  # sentencepiece
+)
+_SAFETENSORS = ("*.safetensors", "model.safetensors.index.json")
+_PYTORCH = ("pytorch_model*.bin", "pytorch_model.bin.index.json")
+
+
+def needed_files(files: list[str]) -> list[str]:
+    """The ``allow_patterns`` that fetch what a checkpoint needs from a revision holding
+    ``files``: its config and tokenizer, and one copy of its weights (safetensors when the
+    revision has them, else PyTorch's .bin), never the Flax, TensorFlow or ONNX copies."""
+    has_safetensors = any(name.endswith(".safetensors") for name in files)
+    return [*_CONFIG_FILES, *(_SAFETENSORS if has_safetensors else _PYTORCH)]
+
+
+def _wanted_files(checkpoint: Checkpoint) -> list[str]:
+    """:func:`needed_files` of the revision as the hub lists it; offline (the cache only), both
+    weight formats, of which the cache holds what was fetched."""
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if constants.HF_HUB_OFFLINE:
+        return [*_CONFIG_FILES, *_SAFETENSORS, *_PYTORCH]
+    try:
+        files = HfApi().list_repo_files(checkpoint.source, revision=checkpoint.revision)
+    except (HfHubHTTPError, OSError, ValueError):  # unreachable: snapshot_download says what is wrong
+        return [*_CONFIG_FILES, *_SAFETENSORS, *_PYTORCH]
+    return needed_files(files)
+
+
+def source_of(checkpoint: Checkpoint) -> dict[str, str]:
+    """Where a checkpoint's files come from, for the provenance: the model id, revision and
+    resolved commit of a hub checkpoint; the directory of a local one (never a cache path)."""
+    if checkpoint.is_local:
+        return {"directory": checkpoint.source}
+    _, commit = _resolve(checkpoint)
+    return {"model_id": checkpoint.source, "revision": str(checkpoint.revision), "commit": commit}
 
 
 def weights_fingerprint(model: Any) -> str:

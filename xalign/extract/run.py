@@ -21,7 +21,13 @@ import numpy as np
 import zarr
 
 from xalign import dims
-from xalign.extract.checkpoints import Checkpoint, CheckpointError, inspect_checkpoint, load_checkpoint
+from xalign.extract.checkpoints import (
+    Checkpoint,
+    CheckpointError,
+    inspect_checkpoint,
+    load_checkpoint,
+    source_of,
+)
 from xalign.extract.config import ExtractConfig
 from xalign.extract.encode import EncodedCorpus, encode_corpus
 from xalign.extract.forward import run_batch
@@ -232,7 +238,7 @@ def _extract(
         _warn_coverage(language, found, config)
     prov = provenance(
         config,
-        tokenizer=tokenizer,
+        tokenizer_source=source_of(checkpoints[0]),
         tokenizer_hash=tokenizer_hash,
         data_files={Path(f).name: file_digest(f) for f in files},
     )

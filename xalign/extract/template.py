@@ -63,14 +63,20 @@ def file_digest(path: str | Path) -> str:
 
 
 def provenance(
-    config: ExtractConfig, *, tokenizer: Any, tokenizer_hash: str, data_files: Mapping[str, str]
+    config: ExtractConfig,
+    *,
+    tokenizer_source: Mapping[str, str],
+    tokenizer_hash: str,
+    data_files: Mapping[str, str],
 ) -> dict[str, Any]:
-    """The root's provenance attr."""
+    """The root's provenance attr. ``tokenizer_source`` says where the tokenizer was read: a hub
+    checkpoint's model id, revision and commit, or a local checkpoint's directory."""
     from xalign import __version__
 
     return {
         "model_id": config.model_id,
-        "tokenizer": str(getattr(tokenizer, "name_or_path", "")),
+        "tokenizer": _describe_source(tokenizer_source),
+        "tokenizer_source": dict(tokenizer_source),
         "tokenizer_hash": tokenizer_hash,
         "pooling": config.pooling,
         "context": config.context,
@@ -87,6 +93,12 @@ def provenance(
         "config_hash": config.digest(),
         "data_files": dict(data_files),
     }
+
+
+def _describe_source(source: Mapping[str, str]) -> str:
+    if "directory" in source:
+        return source["directory"]
+    return f"{source['model_id']}@{source['revision']}"
 
 
 def language_template(
