@@ -57,7 +57,7 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path: Path) -> None:
         cli, ["demo", "--out", str(out), *REDUCED, *LANGUAGES], catch_exceptions=False
     )
     assert second.exit_code == 0, second.output
-    assert "reused; training loss" in second.output
+    assert "reused; held-out loss" in second.output
     assert "reused; all 3 checkpoints were extracted before" in second.output
     assert "were probed before" in second.output
     kinds = (

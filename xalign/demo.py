@@ -92,7 +92,7 @@ def run_demo(
     losses = dict(manifest.losses)
     echo(
         ("      " if trained else "      reused; ")
-        + "training loss "
+        + "held-out loss "
         + ", ".join(f"step {s}: {losses[s]:.2f}" for s in config.steps)
     )
 

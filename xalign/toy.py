@@ -154,12 +154,16 @@ class ToyManifest:
     config
         The :class:`ToyConfig` trained, as :meth:`ToyConfig.to_dict`.
     losses
-        ``(step, loss)`` pairs: the mean next-token cross-entropy (nats) of that step's
-        weights on the training batch that follows it.
+        ``(step, loss)`` pairs: the held-out loss of that step's weights, the mean next-token
+        cross-entropy (nats per token) over every held-out sentence, which training never
+        sees (nor the tokenizer's training).
     n_parameters
         Parameters of the model (tied embeddings counted once).
     sentences
         Training sentences per language.
+    held_out
+        Held-out sentences per language: a seeded :data:`HELD_OUT_FRACTION` of each
+        language's (at least one), the same for the same seed.
     versions
         Versions of the libraries that trained it (determinism holds within them).
     """
@@ -170,6 +174,7 @@ class ToyManifest:
     losses: tuple[tuple[int, float], ...]
     n_parameters: int
     sentences: dict[str, int] = field(default_factory=dict)
+    held_out: dict[str, int] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -187,6 +192,7 @@ class ToyManifest:
             "losses": [{"step": step, "loss": loss} for step, loss in self.losses],
             "n_parameters": self.n_parameters,
             "sentences": self.sentences,
+            "held_out": self.held_out,
             "versions": self.versions,
         }
 
@@ -212,6 +218,7 @@ class ToyManifest:
                 losses=tuple((int(c["step"]), float(c["loss"])) for c in data["losses"]),
                 n_parameters=int(data["n_parameters"]),
                 sentences={str(k): int(v) for k, v in data.get("sentences", {}).items()},
+                held_out={str(k): int(v) for k, v in data.get("held_out", {}).items()},
                 versions={str(k): str(v) for k, v in data.get("versions", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -281,7 +288,7 @@ def train_toy_checkpoints(
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / _IN_PROGRESS_NAME, {"config": config.to_dict()})
 
-    texts = _load_texts(config.languages)
+    texts, held_out = split_held_out(_load_texts(config.languages), seed=config.seed)
     corpus = [text for lang in config.languages for text in texts[lang]]
     started = time.perf_counter()
     tokenizer = _train_tokenizer(corpus, config)
@@ -291,6 +298,7 @@ def train_toy_checkpoints(
         time.perf_counter() - started,
     )
     sequences = _encode(tokenizer, corpus, config)
+    held_out_sequences = _encode(tokenizer, [t for lang in config.languages for t in held_out[lang]], config)
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -299,7 +307,7 @@ def train_toy_checkpoints(
     logger.info("toy BLOOM with %d parameters, %d training sentences", n_parameters, len(sequences))
 
     batches = _batches(sequences, config, pad_id=_pad_id(tokenizer))
-    losses = _train(model, tokenizer, batches, out, config, on_step=on_step)
+    losses = _train(model, tokenizer, batches, out, config, held_out=held_out_sequences, on_step=on_step)
 
     manifest = ToyManifest(
         model_id=TOY_MODEL_ID,
@@ -308,6 +316,7 @@ def train_toy_checkpoints(
         losses=tuple(losses),
         n_parameters=n_parameters,
         sentences={lang: len(texts[lang]) for lang in config.languages},
+        held_out={lang: len(held_out[lang]) for lang in config.languages},
         versions={
             "torch": torch.__version__,
             "transformers": transformers.__version__,
@@ -460,6 +469,56 @@ def _batches(
         yield ids, mask
 
 
+HELD_OUT_FRACTION = 0.1
+"""Share of each language's sentences the toy never trains on (nor its tokenizer); its
+held-out loss is measured on them."""
+
+
+def split_held_out(
+    texts: Mapping[str, Sequence[str]], *, seed: int
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Each language's sentences as (training, held out): a seeded :data:`HELD_OUT_FRACTION`
+    (at least one sentence) held out, chosen by a permutation that depends on the seed and the
+    language only; both keep the sentences' order."""
+    training: dict[str, list[str]] = {}
+    held_out: dict[str, list[str]] = {}
+    for language, sentences in texts.items():
+        n_held = max(1, round(HELD_OUT_FRACTION * len(sentences)))
+        key = [seed, *language.encode()]
+        chosen = set(np.random.default_rng(key).permutation(len(sentences))[:n_held].tolist())
+        training[language] = [s for i, s in enumerate(sentences) if i not in chosen]
+        held_out[language] = [s for i, s in enumerate(sentences) if i in chosen]
+    return training, held_out
+
+
+def held_out_loss(
+    model: BloomForCausalLM, sequences: Sequence[Sequence[int]], *, pad_id: int, batch_size: int = 64
+) -> float:
+    """Mean next-token cross-entropy (nats per token) of ``model`` over every token of
+    ``sequences``, in eval mode and without gradients."""
+    was_training = model.training
+    model.eval()
+    total, tokens = 0.0, 0
+    try:
+        with torch.no_grad():
+            for start in range(0, len(sequences), batch_size):
+                chunk = sequences[start : start + batch_size]
+                width = max(len(s) for s in chunk)
+                ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                for row, sequence in enumerate(chunk):
+                    ids[row, : len(sequence)] = torch.tensor(sequence)
+                    mask[row, : len(sequence)] = 1
+                hidden = model.transformer(input_ids=ids, attention_mask=mask).last_hidden_state
+                keep = mask[:, 1:].bool()
+                logits = model.lm_head(hidden[:, :-1][keep])
+                total += float(F.cross_entropy(logits, ids[:, 1:][keep], reduction="sum"))
+                tokens += int(keep.sum())
+    finally:
+        model.train(was_training)
+    return total / tokens
+
+
 def _loss(model: BloomForCausalLM, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Next-token cross-entropy over real tokens only.
 
@@ -478,6 +537,7 @@ def _train(
     out: Path,
     config: ToyConfig,
     *,
+    held_out: Sequence[Sequence[int]],
     on_step: Callable[[int, float], None] | None,
 ) -> list[tuple[int, float]]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
@@ -486,18 +546,15 @@ def _train(
     losses: list[tuple[int, float]] = []
     step = 0
     started = time.perf_counter()
+    pad_id = _pad_id(tokenizer)
     while True:
-        ids, mask = next(batches)
-        if step == config.steps[-1]:
-            # The last checkpoint's loss needs one more batch, but no update.
-            with torch.no_grad():
-                losses.append((step, float(_loss(model, ids, mask))))
-            _save(model, tokenizer, out, step)
-            break
-        loss = _loss(model, ids, mask)
         if step in saved:
-            losses.append((step, float(loss.detach())))
+            losses.append((step, held_out_loss(model, held_out, pad_id=pad_id)))
             _save(model, tokenizer, out, step)
+            if step == config.steps[-1]:
+                break
+        ids, mask = next(batches)
+        loss = _loss(model, ids, mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -505,7 +562,7 @@ def _train(
         if on_step is not None:
             on_step(step, float(loss.detach()))
     for saved_step, saved_loss in losses:
-        logger.info("step %d: loss %.3f", saved_step, saved_loss)
+        logger.info("step %d: held-out loss %.3f", saved_step, saved_loss)
     logger.info("trained %d steps in %.1f s", config.steps[-1], time.perf_counter() - started)
     return losses
 

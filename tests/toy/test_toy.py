@@ -62,7 +62,8 @@ def test_manifest_and_directories_are_written(tiny_run: Run) -> None:
     assert manifest.steps == TINY.steps
     assert manifest.config == TINY.to_dict()
     assert [step for step, _ in manifest.losses] == [0, 2, 4]
-    assert manifest.sentences == {"en": 500, "fr": 500}
+    assert manifest.sentences == {"en": 450, "fr": 450}  # 10% of each language held out
+    assert manifest.held_out == {"en": 50, "fr": 50}
     assert manifest.n_parameters > 0
     assert read_manifest(out) == manifest
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "step_0", "step_2", "step_4"]
@@ -75,10 +76,9 @@ def test_manifest_and_directories_are_written(tiny_run: Run) -> None:
 def test_on_step_sees_every_step(tiny_run: Run) -> None:
     _, manifest, seen = tiny_run
     assert [step for step, _ in seen] == [1, 2, 3, 4]
-    # A checkpoint's loss is that of its weights on the next batch: what the next step minimised.
-    losses = dict(manifest.losses)
-    assert losses[0] == pytest.approx(seen[0][1])
-    assert losses[2] == pytest.approx(seen[2][1])
+    # on_step hears the training batch's loss; the manifest records the held-out loss
+    # (test_the_recorded_loss_is_the_loss_on_the_held_out_sentences).
+    assert [step for step, _ in manifest.losses] == [0, 2, 4]
 
 
 @pytest.mark.usefixtures("offline")
@@ -257,7 +257,18 @@ def test_default_config_matches_the_documented_run() -> None:
 
 def test_cli_trains_then_reuses(tmp_path: Path) -> None:
     out = tmp_path / "toy"
-    args = [str(out), "--steps", "0,1,2", "--hidden-size", "32", "--layers", "1", "--vocab-size", "300"]
+    args = [
+        "--out",
+        str(out),
+        "--step",
+        "0,1,2",
+        "--hidden-size",
+        "32",
+        "--blocks",
+        "1",
+        "--vocab-size",
+        "300",
+    ]
     result = CliRunner().invoke(toy_checkpoints, args)
     assert result.exit_code == 0, result.output
     assert "3 checkpoints of xalign/toy-bloom" in result.output
@@ -270,18 +281,57 @@ def test_cli_trains_then_reuses(tmp_path: Path) -> None:
 
 
 def test_cli_rejects_bad_steps(tmp_path: Path) -> None:
-    result = CliRunner().invoke(toy_checkpoints, [str(tmp_path), "--steps", "0,ten"])
+    result = CliRunner().invoke(toy_checkpoints, ["--out", str(tmp_path), "--step", "0,ten"])
     assert result.exit_code == 2
-    assert "comma-separated integers" in result.output
+    assert "'ten' in '0,ten' is not an integer" in result.output
 
 
 def test_cli_help_has_an_example() -> None:
     result = CliRunner().invoke(toy_checkpoints, ["--help"])
     assert result.exit_code == 0
-    assert "Example:\n    xalign toy-checkpoints runs/toy" in result.output
+    assert "Example:\n    xalign toy-checkpoints --out runs/toy" in result.output
 
 
 def test_the_cli_module_imports_without_torch() -> None:
     code = "import sys, xalign.cli.toy_commands; print('xalign.toy' in sys.modules, 'torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_held_out_sentences_are_never_trained_on_and_fixed_by_the_seed() -> None:
+    from xalign.toy import HELD_OUT_FRACTION, _load_texts, split_held_out
+
+    texts = _load_texts(("en", "fr"))
+    training, held_out = split_held_out(texts, seed=0)
+    again, same = split_held_out(texts, seed=0)
+    _, other = split_held_out(texts, seed=1)
+    for language in ("en", "fr"):
+        assert not set(training[language]) & set(held_out[language])
+        assert sorted(training[language] + held_out[language]) == sorted(texts[language])
+        assert len(held_out[language]) == round(HELD_OUT_FRACTION * len(texts[language]))
+        assert (training[language], held_out[language]) == (again[language], same[language])
+        assert held_out[language] != other[language]
+
+
+def test_the_recorded_loss_is_the_loss_on_the_held_out_sentences(tiny_run: Run, offline: None) -> None:
+    import torch.nn.functional as F
+
+    from xalign.toy import _load_texts, split_held_out
+
+    out, manifest, _ = tiny_run
+    _, held_out = split_held_out(_load_texts(TINY.languages), seed=TINY.seed)
+    assert manifest.held_out == {language: len(held_out[language]) for language in TINY.languages}
+    assert manifest.sentences == {language: 500 - manifest.held_out[language] for language in TINY.languages}
+    step, recorded = manifest.losses[-1]
+    model = transformers.AutoModelForCausalLM.from_pretrained(out / f"step_{step}").eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out / f"step_{step}")
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for language in TINY.languages:
+            for text in held_out[language]:  # one sentence at a time: no padding to get wrong
+                encoded = [*tokenizer(text, add_special_tokens=False).input_ids, tokenizer.eos_token_id]
+                ids = torch.tensor([encoded[: TINY.max_length]])
+                logits = model(input_ids=ids).logits[0, :-1]
+                total += float(F.cross_entropy(logits, ids[0, 1:], reduction="sum"))
+                tokens += ids.shape[1] - 1
+    assert recorded == pytest.approx(total / tokens, rel=1e-4)
