@@ -465,6 +465,52 @@ def test_a_hub_download_fetches_the_config_tokenizer_and_one_weight_format() -> 
     assert fetched(bin_only) == [*common, "pytorch_model.bin"]
     sharded = [*common, "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
     assert fetched([*sharded, "model.safetensors.index.json"]) == [*sharded, "model.safetensors.index.json"]
+    # Another copy of the weights, or an adapter's, is not the model's: .bin it is.
+    assert fetched([*bin_only, "consolidated.safetensors", "adapter/model.safetensors"]) == [
+        *common,
+        "pytorch_model.bin",
+    ]
+    sentencepiece = ["config.json", "tokenizer.model", "spiece.model", "vocab.txt", "pytorch_model.bin"]
+    assert fetched(sentencepiece) == sentencepiece
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_a_hub_listing_that_fails_falls_back_to_both_weight_formats(
+    monkeypatch: pytest.MonkeyPatch, offline: bool
+) -> None:
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from xalign.extract.checkpoints import _wanted_files, needed_files
+
+    listed: list[tuple[str, str | None]] = []
+
+    def unreachable(self: object, repo_id: str, *, revision: str | None = None, **_: object) -> list[str]:
+        listed.append((repo_id, revision))
+        raise RuntimeError("a connection error of whichever HTTP library huggingface_hub uses")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", unreachable)
+    checkpoint = Checkpoint(step=1, source="org/model", revision="global_step1")
+    patterns = _wanted_files(checkpoint)
+    assert set(needed_files(["model.safetensors"])) | set(needed_files(["pytorch_model.bin"])) == set(
+        patterns
+    )
+    assert listed == ([] if offline else [("org/model", "global_step1")])
+
+
+def test_a_hub_listing_picks_the_weight_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from xalign.extract.checkpoints import _wanted_files, needed_files
+
+    files = ["config.json", "tokenizer.json", "model.safetensors", "pytorch_model.bin", "tf_model.h5"]
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", lambda *args, **kwargs: files)
+    patterns = _wanted_files(Checkpoint(step=1, source="org/model", revision="main"))
+    assert patterns == needed_files(files)
+    assert not any(p.endswith(".bin") for p in patterns)
 
 
 def test_a_local_checkpoint_is_recorded_by_its_directory(

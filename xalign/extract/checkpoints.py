@@ -10,10 +10,12 @@ torch and transformers are imported inside :func:`load_checkpoint` only.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,8 +139,9 @@ def load_checkpoint(
 ) -> LoadedCheckpoint:
     """Load a checkpoint's model (eval mode) and tokenizer.
 
-    A hub checkpoint is resolved to a local snapshot first, from the cache when the hub is
-    unreachable or ``HF_HUB_OFFLINE=1``; the snapshot's folder name is its commit.
+    A hub checkpoint is resolved to a local snapshot first (its config, tokenizer and one
+    weight format, :func:`needed_files`), from the cache when the hub is unreachable or
+    ``HF_HUB_OFFLINE=1``; the snapshot's folder name is its commit.
 
     Raises
     ------
@@ -258,32 +261,39 @@ _CONFIG_FILES = (
     "special_tokens_map.json",
     "added_tokens.json",
     "vocab.json",
+    "vocab.txt",
     "merges.txt",
     "*.model",  # sentencepiece
 )
-_SAFETENSORS = ("*.safetensors", "model.safetensors.index.json")
+# The names transformers loads weights from (one file, or shards an index lists); not, say,
+# a second copy in another layout (Mistral's consolidated.safetensors) or an adapter's.
+_SAFETENSORS = ("model*.safetensors", "model.safetensors.index.json")
 _PYTORCH = ("pytorch_model*.bin", "pytorch_model.bin.index.json")
 
 
-def needed_files(files: list[str]) -> list[str]:
+def needed_files(files: Iterable[str]) -> list[str]:
     """The ``allow_patterns`` that fetch what a checkpoint needs from a revision holding
     ``files``: its config and tokenizer, and one copy of its weights (safetensors when the
     revision has them, else PyTorch's .bin), never the Flax, TensorFlow or ONNX copies."""
-    has_safetensors = any(name.endswith(".safetensors") for name in files)
+    has_safetensors = any(
+        "/" not in name and fnmatch.fnmatchcase(name, pattern) for name in files for pattern in _SAFETENSORS
+    )
     return [*_CONFIG_FILES, *(_SAFETENSORS if has_safetensors else _PYTORCH)]
 
 
 def _wanted_files(checkpoint: Checkpoint) -> list[str]:
-    """:func:`needed_files` of the revision as the hub lists it; offline (the cache only), both
-    weight formats, of which the cache holds what was fetched."""
+    """:func:`needed_files` of the revision as the hub lists it; offline, or when the listing
+    fails, both weight formats: ``snapshot_download`` then reads the cache, which holds the
+    format fetched before, or says what is wrong."""
     from huggingface_hub import HfApi, constants
-    from huggingface_hub.errors import HfHubHTTPError
 
     if constants.HF_HUB_OFFLINE:
         return [*_CONFIG_FILES, *_SAFETENSORS, *_PYTORCH]
     try:
         files = HfApi().list_repo_files(checkpoint.source, revision=checkpoint.revision)
-    except (HfHubHTTPError, OSError, ValueError):  # unreachable: snapshot_download says what is wrong
+    # Any failure: the hub's HTTP errors, and connection errors, which are not OSErrors since
+    # huggingface_hub moved from requests to httpx.
+    except Exception:
         return [*_CONFIG_FILES, *_SAFETENSORS, *_PYTORCH]
     return needed_files(files)
 
