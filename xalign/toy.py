@@ -5,6 +5,10 @@ The checkpoints are a real, if small, training trajectory to probe: the extracto
 as it loads a hub revision. ``OUT/manifest.json`` lists them; it is written last, so a
 directory with a manifest is complete.
 
+A seeded tenth of each language's sentences (:func:`split_held_out`) is held out: neither
+the model nor its BPE tokenizer is trained on it, and the loss the manifest records for
+each checkpoint is measured on it (:func:`held_out_loss`).
+
 Training is deterministic for a given config, torch version and thread count: the
 tokenizer is trained without randomness, the weights are initialised under a forked and
 seeded torch RNG (the caller's RNG state is left alone), and batches come from a seeded
@@ -41,12 +45,15 @@ from xalign.errors import XalignError
 from xalign.treebank.reader import read_conllu
 
 __all__ = [
+    "HELD_OUT_FRACTION",
     "MANIFEST_NAME",
     "TOY_MODEL_ID",
     "ToyCheckpointError",
     "ToyConfig",
     "ToyManifest",
+    "held_out_loss",
     "read_manifest",
+    "split_held_out",
     "train_toy_checkpoints",
 ]
 
@@ -85,9 +92,9 @@ class ToyConfig:
     max_length
         Tokens per sentence, ``</s>`` included; longer sentences are truncated.
     seed
-        Seed of the initialisation and of the batch order.
+        Seed of the initialisation, of the batch order and of which sentences are held out.
     languages
-        PUD languages whose text is trained on.
+        PUD languages whose text is trained on (all but the held-out sentences).
     """
 
     steps: tuple[int, ...] = (0, 50, 100, 200, 300, 400)
@@ -345,6 +352,12 @@ def _check_out_dir(out: Path, config: ToyConfig, *, overwrite: bool) -> ToyManif
                 f"{out} holds toy checkpoints of another config "
                 f"({_config_difference(manifest.config, config.to_dict())}); "
                 f"{_REMEDY}"
+            )
+        if not manifest.held_out:
+            # Written before sentences were held out: its "held-out" losses are training losses.
+            raise ToyCheckpointError(
+                f"{out} holds toy checkpoints trained on every sentence, from before xalign held some "
+                f"out (its manifest's losses are not held-out losses); {_REMEDY}"
             )
         missing = [path for _, path in manifest.checkpoints if not (out / path / "config.json").is_file()]
         if missing:

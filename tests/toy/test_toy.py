@@ -335,3 +335,18 @@ def test_the_recorded_loss_is_the_loss_on_the_held_out_sentences(tiny_run: Run, 
                 total += float(F.cross_entropy(logits, ids[0, 1:], reduction="sum"))
                 tokens += ids.shape[1] - 1
     assert recorded == pytest.approx(total / tokens, rel=1e-4)
+
+
+def test_a_manifest_without_held_out_counts_reads_but_is_not_reused(tmp_path: Path) -> None:
+    config = ToyConfig(steps=(0,), hidden_size=32, n_layer=1, vocab_size=300, languages=("en",))
+    out = tmp_path / "run"
+    manifest = train_toy_checkpoints(out, config)
+    # What a toy run wrote before sentences were held out: no "held_out", losses on training text.
+    old = manifest.to_dict()
+    del old["held_out"]
+    (out / MANIFEST_NAME).write_text(json.dumps(old))
+    assert read_manifest(out).held_out == {}
+    assert read_manifest(out).sentences == manifest.sentences
+    with pytest.raises(ToyCheckpointError, match="from before xalign held some out"):
+        train_toy_checkpoints(out, config)
+    assert train_toy_checkpoints(out, config, overwrite=True) == manifest
