@@ -41,6 +41,7 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path: Path) -> None:
         first.output,
     )
     assert "overlap vs fine-tuned transfer from en" in first.output
+    assert re.search(r"^took \d+ min \d\d s wall, \d+ min \d\d s of CPU", first.output, flags=re.M)
     page = out / "report" / "index.html"
     assert f"report: {page}" in first.output
     images = re.findall(r'<img[^>]+src="([^"]+)"', page.read_text())

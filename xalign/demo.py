@@ -10,6 +10,7 @@ so a second run only redoes what is missing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,8 @@ class DemoOutcome:
     report: Path
     """The report's index.html."""
     headline: dict[str, Any] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
 
 def run_demo(
@@ -86,6 +89,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     toy, store = out / "toy", out / "toy.zarr"
     bars = _Bars(progress)
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
 
     echo(f"[1/8] training a tiny BLOOM on the PUD text, checkpoints {list(config.steps)} -> {toy}")
     manifest, trained = _train(toy, config, bars)
@@ -203,7 +207,22 @@ def run_demo(
         echo(line)
     echo(f"flagged checkpoints: {flagged or 'none'}")
     echo(f"report: {report}  (open it in a browser)")
-    return DemoOutcome(store=store, report=report, headline=headline)
+    wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
+    where_cpu = "this process" if client is None else "this process, not the cluster's workers"
+    echo(f"took {_minutes(wall)} wall, {_minutes(cpu)} of CPU ({where_cpu})")
+    return DemoOutcome(store=store, report=report, headline=headline, wall_seconds=wall, cpu_seconds=cpu)
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
 
 
 ALPHA = 0.05
