@@ -12,7 +12,7 @@ from xalign.analysis.correlation import CLUSTER_INTERVAL
 from xalign.analysis.gate import describe_gate_parameters
 from xalign.analysis.sources import describe_choice
 from xalign.analysis.transfer import TransferParams
-from xalign.cli.options import dataclass_options, preset_option
+from xalign.cli.options import dataclass_options, preset_option, store_argument
 from xalign.cli.progress import persist_slabs
 from xalign.cli.render import (
     JSON_OPTION,
@@ -27,7 +27,7 @@ from xalign.cli.render import (
 
 __all__ = ["correlate", "health", "overlap", "similarity", "stored_fields", "stored_line", "transfer"]
 
-STORE = click.argument("store", type=click.Path(exists=True, file_okay=False))
+STORE = store_argument()
 EXCLUDE_FLAGGED = click.option(
     "--exclude-flagged",
     is_flag=True,

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
+from xalign.cli.options import StoreParam
 from xalign.cli.render import JSON_OPTION, Output
 
 __all__ = ["compare"]
 
 
 @click.command()
-@click.argument("stores", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.argument("stores", nargs=-1, required=True, type=StoreParam(exists=True))
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder of the report."
 )

@@ -13,6 +13,7 @@ from xalign.cli.analysis_commands import correlate, health, overlap, similarity,
 from xalign.cli.compare_commands import compare
 from xalign.cli.extract_commands import extract
 from xalign.cli.finetune_commands import finetune
+from xalign.cli.options import storage_option
 from xalign.cli.probe_commands import probe
 from xalign.cli.report_commands import demo, report
 from xalign.cli.store_commands import info, validate
@@ -30,6 +31,7 @@ _EXTRAS = {
     "peft": "lora",
     "h5py": "bench",
     "bokeh": "dashboard",
+    "s3fs": "s3",
 }
 """Optional dependency -> the extra that installs it."""
 
@@ -111,6 +113,7 @@ def _log_level(verbose: int, quiet: bool, log_level: str | None) -> int:
 @click.option(
     "--log-level", type=click.Choice(list(_LEVELS)), help="Log this level and above (overrides -v and -q)."
 )
+@storage_option
 def cli(verbose: int, quiet: bool, log_level: str | None) -> None:
     """Study how cross-lingual alignment emerges while a multilingual LM trains.
 

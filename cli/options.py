@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 __all__ = [
+    "StoreParam",
     "corpus_options",
     "dataclass_options",
     "estimator_options",
@@ -21,6 +22,8 @@ __all__ = [
     "preset_option",
     "refuse_arguments",
     "renamed_option",
+    "storage_option",
+    "store_argument",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,6 +69,64 @@ def corpus_options(command: F) -> F:
     ):
         command = option(command)
     return command
+
+
+class StoreParam(click.ParamType[str]):
+    """A store's path, or its URL (``s3://bucket/x.zarr``), which is passed on as given."""
+
+    name = "store"
+
+    def __init__(self, *, exists: bool) -> None:
+        self.path = click.Path(exists=exists, file_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from xalign.store.location import is_url
+
+        if is_url(value):
+            return value
+        return self.path.convert(value, param, ctx)
+
+
+def store_argument(*, exists: bool = True) -> Callable[[F], F]:
+    """STORE: a directory, or a URL such as ``s3://bucket/x.zarr`` (see ``--storage-option``)."""
+    return click.argument("store", type=StoreParam(exists=exists))
+
+
+def storage_option(command: F) -> F:
+    """``--storage-option KEY=VALUE`` (repeatable): options of a store URL's filesystem, set as
+    the Dask config value ``xalign.storage-options`` for the command's duration."""
+
+    def apply(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
+        import dask.config
+
+        options: dict[str, Any] = {}
+        for item in values:
+            key, sep, text = item.partition("=")
+            if not sep or not key:
+                raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", ctx=ctx, param=param)
+            options[key] = _option_value(text)
+        if options:
+            ctx.with_resource(dask.config.set({"xalign.storage-options": options}))
+
+    return click.option(
+        "--storage-option",
+        multiple=True,
+        metavar="KEY=VALUE",
+        expose_value=False,
+        callback=apply,
+        help="An option of a store URL's filesystem (fsspec's, e.g. endpoint_url=http://host:8333 "
+        "for s3://); repeatable. Credentials also come from the environment (AWS_ACCESS_KEY_ID ...).",
+    )(command)
+
+
+def _option_value(text: str) -> Any:
+    """``true``/``false``, numbers and JSON objects as such; anything else as text."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def int_list_option(flag: str, name: str, *, help: str) -> Callable[[F], F]:

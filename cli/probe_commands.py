@@ -14,6 +14,7 @@ from xalign.cli.options import (
     given_settings,
     int_list_option,
     preset_option,
+    store_argument,
 )
 from xalign.cli.render import JSON_OPTION, Output
 
@@ -21,7 +22,7 @@ __all__ = ["probe"]
 
 
 @click.command()
-@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@store_argument()
 @preset_option("probe")
 @click.option(
     "--probe",

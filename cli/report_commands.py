@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from xalign.cli.options import int_list_option, refuse_arguments, renamed_option
+from xalign.cli.options import int_list_option, refuse_arguments, renamed_option, store_argument
 from xalign.cli.render import JSON_OPTION, Output
 from xalign.data import PUD_LANGUAGES
 
@@ -21,7 +21,7 @@ HEADLINE_LAYER = click.option(
 
 
 @click.command()
-@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@store_argument()
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
+from xalign.cli.options import store_argument
 from xalign.cli.render import JSON_OPTION, Output, render_summary
 
 __all__ = ["info", "validate"]
 
 
 @click.command()
-@click.argument("store", type=click.Path(file_okay=False))
+@store_argument(exists=False)
 @JSON_OPTION
 def info(store: str, as_json: bool) -> None:
     """Summarise STORE: dims, size on disk, steps, languages, labels, provenance.
@@ -32,7 +33,7 @@ def info(store: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("store", type=click.Path(file_okay=False))
+@store_argument(exists=False)
 @click.option(
     "--checksums",
     is_flag=True,

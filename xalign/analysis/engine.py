@@ -33,7 +33,7 @@ import xarray as xr
 
 from xalign.parallel import active_client, check_scheduler, compute_tasks
 from xalign.store.cache import task_arrays, task_store
-from xalign.store.location import StoreLocation
+from xalign.store.location import StoreLocation, is_shared
 from xalign.store.nodes import child_array
 from xalign.store.outputs import ResultsError, mark_current, prepare_output, write_region
 from xalign.store.write import consolidate
@@ -238,7 +238,7 @@ def run_job(
     check_scheduler(scheduler)
     target = active_client(client, scheduler)
     location = job.location
-    if (target is not None or scheduler == "processes") and not isinstance(location, str | Path):
+    if (target is not None or scheduler == "processes") and not is_shared(location):
         where = "a Dask cluster" if target is not None else "the processes scheduler"
         raise ResultsError(f"{where} needs a store on disk that its workers can open, not a memory store")
     group = prepare_output(

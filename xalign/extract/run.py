@@ -37,7 +37,7 @@ from xalign.extract.sink import DISK_FULL, ChunkSink, ChunkWriter, ExtractionErr
 from xalign.extract.template import StorePlan, check_store, file_digest, prepare_store, provenance
 from xalign.parallel import ProgressRelay, compute_tasks
 from xalign.store.layout import ACTIVATIONS, LANGUAGES_GROUP, LanguageMeta, language_group
-from xalign.store.location import StoreLocation, describe_location
+from xalign.store.location import StoreLocation, describe_location, is_url, resolve_location
 from xalign.store.nodes import child_array, child_group
 from xalign.store.write import consolidate
 from xalign.treebank.corpus import Corpus, load_corpora, load_corpus
@@ -179,6 +179,13 @@ def extract(
         resume) and :class:`~xalign.extract.lock.StoreLockedError` when another process is
         extracting into the same store.
     """
+    if is_url(location) and not str(location).startswith("file://"):
+        # Its one-writer lock is a file lock beside the store; object storage has none yet.
+        raise ExtractionError(
+            f"extract writes into a directory for now, not {location}: extract into a local or "
+            "shared directory, then copy the store to object storage, where every command reads it"
+        )
+    location = resolve_location(location)
     steps = [c.step for c in checkpoints]
     if not checkpoints:
         raise CheckpointError("no checkpoints given")

@@ -18,7 +18,7 @@ from xalign.errors import StoreValidationError
 from xalign.store import outputs, views
 from xalign.store.integrity import corrupt_chunk_error
 from xalign.store.layout import LANGUAGES_GROUP, PROVENANCE_ATTR, language_group
-from xalign.store.location import StoreLocation, describe_location
+from xalign.store.location import StoreLocation, describe_location, resolve_location
 from xalign.store.query import LabelFilter, select
 from xalign.store.strings import plain_strings
 from xalign.store.validate import find_violations, open_root, schema_version
@@ -28,13 +28,20 @@ __all__ = ["Store", "open_store"]
 logger = logging.getLogger(__name__)
 
 
-def open_store(location: StoreLocation, *, validate: bool = True) -> Store:
+def open_store(
+    location: StoreLocation, *, storage_options: dict[str, Any] | None = None, validate: bool = True
+) -> Store:
     """Open the xalign store at ``location`` without loading its arrays.
 
     Parameters
     ----------
     location
-        A directory path, or a Zarr v3 store object (e.g. ``zarr.storage.MemoryStore``).
+        A directory path, a URL (``s3://bucket/x.zarr``, ``file://...``), or a Zarr v3 store
+        object (e.g. ``zarr.storage.MemoryStore``).
+    storage_options
+        For a URL: credentials, endpoint ... of its filesystem (fsspec's, as xarray takes them);
+        default: the Dask config value ``xalign.storage-options``, then the environment
+        (:mod:`xalign.store.location`).
     validate
         Check the store against its schema first (reads metadata and small coordinates).
 
@@ -51,7 +58,9 @@ def open_store(location: StoreLocation, *, validate: bool = True) -> Store:
     --------
     >>> store = xalign.open_store("runs/demo/toy.zarr")
     >>> store.dataset("fr").hidden.sel(step=600, layer=2)
+    >>> xalign.open_store("s3://lab/bloom-560m.zarr", storage_options={"endpoint_url": "http://..."})
     """
+    location = resolve_location(location, storage_options)
     root = open_root(location)
     version = schema_version(root, location)
     if validate:

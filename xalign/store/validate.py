@@ -6,6 +6,7 @@ that ``xalign validate`` can list them all at once instead of stopping at the fi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -16,7 +17,7 @@ import zarr.errors
 from xalign import dims
 from xalign.errors import StoreNotFoundError, StoreVersionError, Violation
 from xalign.store.layout import ACTIVATIONS, CHUNK_ATTRS, SCHEMA_ATTR, n_chunks
-from xalign.store.location import StoreLocation, describe_location
+from xalign.store.location import StoreLocation, describe_location, is_shared, resolve_location
 from xalign.store.schema import ArraySpec, AttrSpec, GroupSpec, StoreSchema, load_schema
 
 __all__ = ["dtype_name", "find_violations", "open_root", "schema_version"]
@@ -41,9 +42,15 @@ def open_root(location: StoreLocation) -> zarr.Group:
     """
     try:
         # Not the consolidated snapshot: validation must see the metadata as it is now.
+        location = resolve_location(location)  # a URL, with the configured storage options
         root = zarr.open_group(location, mode="r", use_consolidated=False)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError) as exc:
         raise StoreNotFoundError(f"no xalign store at {describe_location(location)}") from exc
+    except Exception as exc:
+        if isinstance(location, str | os.PathLike) or not is_shared(location):
+            raise
+        # A remote filesystem's own errors (botocore's, aiohttp's ...): name the URL.
+        raise StoreNotFoundError(f"cannot reach {describe_location(location)}: {exc}") from exc
     return root
 
 
