@@ -16,7 +16,7 @@ from xalign.cli.finetune_commands import finetune
 from xalign.cli.options import storage_option
 from xalign.cli.probe_commands import probe
 from xalign.cli.report_commands import demo, report
-from xalign.cli.store_commands import info, validate
+from xalign.cli.store_commands import copy, info, validate
 from xalign.cli.toy_commands import toy_checkpoints
 from xalign.cli.treebank_commands import treebank_stats
 from xalign.errors import XalignError
@@ -135,6 +135,7 @@ SECTIONS: tuple[tuple[str, tuple[tuple[click.Command, str], ...]], ...] = (
             (extract, "Hidden states of every checkpoint into a store."),
             (info, "Summarise a store."),
             (validate, "Check a store against its schema."),
+            (copy, "Copy a store between a disk and a bucket."),
         ),
     ),
     (

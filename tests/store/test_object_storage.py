@@ -111,3 +111,49 @@ def test_storage_options_for_a_path_or_a_bad_option_are_clear_errors(synthetic_d
     bad = CliRunner().invoke(cli, ["--storage-option", "endpoint_url", "info", str(synthetic_dir)])
     assert bad.exit_code == 2
     assert "expected KEY=VALUE, got 'endpoint_url'" in bad.output
+
+
+def test_copy_takes_a_store_to_a_bucket_and_back_unchanged(
+    s3: S3Server, synthetic_dir: Path, tmp_path: Path
+) -> None:
+    from xalign.testing import assert_stores_equal
+
+    url = f"s3://{BUCKET}/copied/synthetic.zarr"
+    up = _cli(s3, "copy", str(synthetic_dir), url, "--json")
+    assert up.exit_code == 0, up.output
+    report = json.loads(up.stdout)["report"]
+    assert report["copied"] == report["objects"] > 10
+    back = tmp_path / "back.zarr"
+    down = _cli(s3, "copy", url, str(back))
+    assert down.exit_code == 0, down.output
+    assert_stores_equal(str(synthetic_dir), str(back))
+    again = _cli(s3, "copy", str(synthetic_dir), url, "--json")
+    assert json.loads(again.stdout)["report"]["copied"] == 0  # all there already: nothing written
+
+
+def test_a_copy_cut_short_does_not_open_and_resumes(
+    s3: S3Server, synthetic_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xalign.errors import StoreNotFoundError
+    from xalign.store.copy import copy_store
+
+    url = f"s3://{BUCKET}/cut/synthetic.zarr"
+    done: list[int] = []
+
+    def stop_after_ten(nbytes: int) -> None:
+        done.append(nbytes)
+        if len(done) == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        copy_store(str(synthetic_dir), url, storage_options=s3.storage_options, on_object=stop_after_ten)
+    with pytest.raises(StoreNotFoundError):  # no root document yet: not a store
+        xalign.open_store(url, storage_options=s3.storage_options)
+    # A damaged object in the destination is found by its digest and written again.
+    first_chunk = next(k for k in s3.filesystem().find(url.removeprefix("s3://")) if "/c/" in k)
+    s3.filesystem().pipe(first_chunk, b"damaged")
+    report = copy_store(str(synthetic_dir), url, storage_options=s3.storage_options)
+    assert report.copied == report.objects - 9  # the 9 intact ones were kept
+    remote = xalign.open_store(url, storage_options=s3.storage_options)
+    local = xalign.open_store(str(synthetic_dir))
+    xr.testing.assert_equal(remote.dataset("en").hidden.load(), local.dataset("en").hidden.load())
