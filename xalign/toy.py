@@ -473,13 +473,18 @@ def _batches(
         while len(order) < config.batch_size:
             order.extend(int(i) for i in rng.permutation(len(sequences)))
         chosen, order = order[: config.batch_size], order[config.batch_size :]
-        width = max(len(sequences[i]) for i in chosen)
-        ids = torch.full((len(chosen), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(chosen), width), dtype=torch.long)
-        for row, i in enumerate(chosen):
-            ids[row, : len(sequences[i])] = torch.tensor(sequences[i])
-            mask[row, : len(sequences[i])] = 1
-        yield ids, mask
+        yield _padded([sequences[i] for i in chosen], pad_id=pad_id)
+
+
+def _padded(sequences: Sequence[Sequence[int]], *, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) of ``sequences``, right-padded to the longest."""
+    width = max(len(sequence) for sequence in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = torch.tensor(sequence)
+        mask[row, : len(sequence)] = 1
+    return ids, mask
 
 
 HELD_OUT_FRACTION = 0.1
@@ -515,32 +520,26 @@ def held_out_loss(
     try:
         with torch.no_grad():
             for start in range(0, len(sequences), batch_size):
-                chunk = sequences[start : start + batch_size]
-                width = max(len(s) for s in chunk)
-                ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                for row, sequence in enumerate(chunk):
-                    ids[row, : len(sequence)] = torch.tensor(sequence)
-                    mask[row, : len(sequence)] = 1
-                hidden = model.transformer(input_ids=ids, attention_mask=mask).last_hidden_state
-                keep = mask[:, 1:].bool()
-                logits = model.lm_head(hidden[:, :-1][keep])
-                total += float(F.cross_entropy(logits, ids[:, 1:][keep], reduction="sum"))
-                tokens += int(keep.sum())
+                ids, mask = _padded(sequences[start : start + batch_size], pad_id=pad_id)
+                total += float(_loss(model, ids, mask, reduction="sum"))
+                tokens += int(mask[:, 1:].sum())
     finally:
         model.train(was_training)
     return total / tokens
 
 
-def _loss(model: BloomForCausalLM, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Next-token cross-entropy over real tokens only.
+def _loss(
+    model: BloomForCausalLM, ids: torch.Tensor, mask: torch.Tensor, *, reduction: str = "mean"
+) -> torch.Tensor:
+    """Next-token cross-entropy over real tokens only (their mean, or with ``reduction="sum"``
+    their sum).
 
     The LM head runs on the unpadded positions alone, which saves a quarter of a step.
     """
     hidden = model.transformer(input_ids=ids, attention_mask=mask).last_hidden_state
     keep = mask[:, 1:].bool()
     logits = model.lm_head(hidden[:, :-1][keep])
-    return F.cross_entropy(logits, ids[:, 1:][keep])
+    return F.cross_entropy(logits, ids[:, 1:][keep], reduction=reduction)
 
 
 def _train(

@@ -52,8 +52,10 @@ def copy_store(
 
     Raises
     ------
+    StoreNotFoundError
+        If the source holds no store, or its endpoint cannot be reached (naming the URL).
     CopyError
-        If the source holds no store, or an object reads back different from the source's.
+        If an object reads back different from the source's.
     """
     from xalign.store.validate import open_root
 
