@@ -11,10 +11,11 @@ xalign's library starts no cluster, as Dask libraries do not: a function that ru
 Starting a ``LocalCluster`` for ``--scheduler local:N``, or connecting to ``tcp://host:port``,
 is the command line's job (:mod:`xalign.cli.cluster`).
 
-On a cluster, a worker that dies (killed, out of memory) loses only its tasks in flight: the
-scheduler runs them again on a worker that lives (up to ``distributed.scheduler.allowed-failures``
-times each), so every task given here must be safe to run twice, as the writers of xalign's
-tasks are (each writes chunks it alone owns, its done flag last).
+On a cluster, a worker that dies (killed, out of memory) loses only its tasks in flight and
+the results it holds that have not yet reached the client: the scheduler runs those again on a
+worker that lives (up to ``distributed.scheduler.allowed-failures`` times each), so every task
+given here must be safe to run twice, as the writers of xalign's tasks are (each writes chunks
+it alone owns, its done flag last).
 """
 
 from __future__ import annotations
