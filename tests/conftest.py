@@ -1,12 +1,15 @@
-"""Fixtures shared by the whole suite: small synthetic stores on memory and on disk."""
+"""Fixtures shared by the whole suite: small synthetic stores on memory and on disk, and an S3
+server on loopback."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import zarr
 
+from tests.s3server import S3Server, running_s3_server
 from xalign.store.location import StoreLocation
 from xalign.testing import PlantedSignal, SyntheticSpec, write_synthetic_store
 
@@ -36,3 +39,21 @@ def synthetic_dir(tmp_path: Path) -> Path:
     path = tmp_path / "synthetic.zarr"
     write_synthetic_store(str(path), SPEC)
     return path
+
+
+S3_BUCKET = "xalign-tests"
+"""The bucket of the session's S3 server; each test writes under a prefix of its own."""
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One SeaweedFS S3 server on loopback for the session (started by the first test that asks)."""
+    with running_s3_server(tmp_path_factory.mktemp("seaweedfs")) as server:
+        server.filesystem().mkdir(S3_BUCKET)
+        yield server
+
+
+@pytest.fixture
+def s3_prefix(s3: S3Server, request: pytest.FixtureRequest) -> str:
+    """``s3://<bucket>/<this test's name>``: where this test may write."""
+    return f"s3://{S3_BUCKET}/{request.node.name.replace('[', '-').replace(']', '')}"

@@ -4,7 +4,6 @@ xalign and by plain xarray, analysed in place, with clear errors where it cannot
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,26 +12,17 @@ import xarray as xr
 from click.testing import CliRunner
 
 import xalign
-from tests.s3server import S3Server, running_s3_server
+from tests.s3server import S3Server
 from xalign.cli.main import cli
 from xalign.store.location import describe_location, resolve_location
 
-BUCKET = "xalign-tests"
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    with running_s3_server(tmp_path_factory.mktemp("seaweedfs")) as server:
-        server.filesystem().mkdir(BUCKET)
-        yield server
-
 
 @pytest.fixture
-def bucket_store(s3: S3Server, synthetic_dir: Path, request: pytest.FixtureRequest) -> str:
+def bucket_store(s3: S3Server, synthetic_dir: Path, s3_prefix: str) -> str:
     """The synthetic store copied into the bucket under a folder of its test's own; its URL."""
-    key = f"{BUCKET}/{request.node.name}/synthetic.zarr"
-    s3.filesystem().put(str(synthetic_dir), key, recursive=True)
-    return f"s3://{key}"
+    url = f"{s3_prefix}/synthetic.zarr"
+    s3.filesystem().put(str(synthetic_dir), url.removeprefix("s3://"), recursive=True)
+    return url
 
 
 def _cli(s3: S3Server, *args: str) -> Any:
@@ -89,20 +79,6 @@ def test_an_unreachable_endpoint_is_one_line_naming_the_url(bucket_store: str) -
     assert line.startswith(f"Error: cannot reach {bucket_store}")
 
 
-def test_extraction_into_a_bucket_is_refused_before_anything_is_written(s3: S3Server, tmp_path: Path) -> None:
-    from xalign.errors import XalignError
-    from xalign.extract import Checkpoint, ExtractConfig, extract_store
-
-    with pytest.raises(XalignError, match="extract writes into a directory for now"):
-        extract_store(
-            f"s3://{BUCKET}/refused/x.zarr",
-            [Checkpoint(step=0, source=str(tmp_path))],
-            [],
-            ExtractConfig(model_id="m"),
-        )
-    assert not s3.filesystem().exists(f"{BUCKET}/refused")
-
-
 def test_storage_options_for_a_path_or_a_bad_option_are_clear_errors(synthetic_dir: Path) -> None:
     from xalign.store.location import StoreLocationError
 
@@ -114,11 +90,11 @@ def test_storage_options_for_a_path_or_a_bad_option_are_clear_errors(synthetic_d
 
 
 def test_copy_takes_a_store_to_a_bucket_and_back_unchanged(
-    s3: S3Server, synthetic_dir: Path, tmp_path: Path
+    s3: S3Server, s3_prefix: str, synthetic_dir: Path, tmp_path: Path
 ) -> None:
     from xalign.testing import assert_stores_equal
 
-    url = f"s3://{BUCKET}/copied/synthetic.zarr"
+    url = f"{s3_prefix}/synthetic.zarr"
     up = _cli(s3, "copy", str(synthetic_dir), url, "--json")
     assert up.exit_code == 0, up.output
     report = json.loads(up.stdout)["report"]
@@ -132,12 +108,12 @@ def test_copy_takes_a_store_to_a_bucket_and_back_unchanged(
 
 
 def test_a_copy_cut_short_does_not_open_and_resumes(
-    s3: S3Server, synthetic_dir: Path, monkeypatch: pytest.MonkeyPatch
+    s3: S3Server, s3_prefix: str, synthetic_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from xalign.errors import StoreNotFoundError
     from xalign.store.copy import copy_store
 
-    url = f"s3://{BUCKET}/cut/synthetic.zarr"
+    url = f"{s3_prefix}/synthetic.zarr"
     done: list[int] = []
 
     def stop_after_ten(nbytes: int) -> None:

@@ -9,9 +9,7 @@ extraction skips every chunk already done.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +29,14 @@ from xalign.extract.checkpoints import (
 from xalign.extract.config import ExtractConfig
 from xalign.extract.encode import EncodedCorpus, encode_corpus
 from xalign.extract.forward import run_batch
-from xalign.extract.lock import store_lock
+from xalign.extract.lock import WriterLock, writer_lock
 from xalign.extract.plan import loss_batches, needed_sentences, plan_batches
-from xalign.extract.sink import DISK_FULL, ChunkSink, ChunkWriter, ExtractionError, disk_full_error
-from xalign.extract.template import StorePlan, check_store, file_digest, prepare_store, provenance
+from xalign.extract.prepare import PreparationNote, prepare
+from xalign.extract.sink import DISK_FULL, ChunkSink, ChunkWriter, disk_full_error
+from xalign.extract.template import file_digest, provenance
 from xalign.parallel import ProgressRelay, compute_tasks
-from xalign.store.layout import ACTIVATIONS, LANGUAGES_GROUP, LanguageMeta, language_group
-from xalign.store.location import StoreLocation, describe_location, is_url, resolve_location
+from xalign.store.layout import ACTIVATIONS, LanguageMeta, language_group
+from xalign.store.location import StoreLocation, describe_location, is_shared, resolve_location
 from xalign.store.nodes import child_array, child_group
 from xalign.store.write import consolidate
 from xalign.treebank.corpus import Corpus, load_corpora, load_corpus
@@ -179,21 +178,16 @@ def extract(
         resume) and :class:`~xalign.extract.lock.StoreLockedError` when another process is
         extracting into the same store.
     """
-    if is_url(location) and not str(location).startswith("file://"):
-        # Its one-writer lock is a file lock beside the store; object storage has none yet.
-        raise ExtractionError(
-            f"extract writes into a directory for now, not {location}: extract into a local or "
-            "shared directory, then copy the store to object storage, where every command reads it"
-        )
-    location = resolve_location(location)
     steps = [c.step for c in checkpoints]
     if not checkpoints:
         raise CheckpointError("no checkpoints given")
     if len(set(steps)) != len(steps):
         raise CheckpointError(f"steps repeat: {sorted(steps)}")
-    with store_lock(location), _disk_errors(location):
+    note = PreparationNote.beside(location)
+    target = resolve_location(location)
+    with writer_lock(location) as lock, _disk_errors(target):
         return _extract(
-            location,
+            target,
             checkpoints,
             treebanks,
             config,
@@ -203,6 +197,8 @@ def extract(
             progress=progress,
             on_plan=on_plan,
             file_languages=file_languages,
+            note=note,
+            lock=lock,
         )
 
 
@@ -229,6 +225,8 @@ def _extract(
     progress: Progress | None,
     on_plan: Callable[[int], None] | None,
     file_languages: Mapping[str, str] | None,
+    note: PreparationNote | None,
+    lock: WriterLock,
 ) -> ExtractReport:
     steps = [c.step for c in checkpoints]
     files = [str(Path(f)) for f in treebanks]
@@ -249,8 +247,9 @@ def _extract(
         tokenizer_hash=tokenizer_hash,
         data_files={Path(f).name: file_digest(f) for f in files},
     )
-    plan = _prepare(
+    plan = prepare(
         location,
+        note,
         config=config,
         checkpoints=checkpoints,
         corpora=corpora,
@@ -279,11 +278,12 @@ def _extract(
     }
     if client is None:
         reports = [
-            extract_step(location, checkpoint, index, progress=progress, **job_args)
+            extract_step(location, checkpoint, index, progress=_checked(progress, lock), **job_args)
             for checkpoint, index in jobs
         ]
     else:
-        reports = _run_distributed(location, jobs, client, job_args, progress)
+        reports = _run_distributed(location, jobs, client, job_args, progress, lock)
+    lock.check()  # the metadata of a store this run no longer holds is its new holder's to write
     consolidate(location)
     done_steps = {r.step for r in reports}
     return ExtractReport(
@@ -296,110 +296,15 @@ def _extract(
     )
 
 
-def _prepare(location: StoreLocation, *, overwrite: bool, **arguments: Any) -> StorePlan:
-    """:func:`prepare_store`, undone on the next run if this process dies in the middle.
+def _checked(progress: Progress | None, lock: WriterLock) -> Progress:
+    """``progress`` after each batch, once this run is known to still hold the store."""
 
-    Writing the template (new store, new steps, new languages) takes many small writes; a
-    kill or a full disk in between would leave groups that look complete but are not. So a
-    note beside the store (``<store>.prepare.json``) says what is being prepared, and is
-    removed once it is; a rerun that finds it first undoes the half-done preparation.
-    """
-    note = _note_path(location)
-    if note is not None and note.exists():
-        overwrite = _undo_preparation(location, note) or overwrite
-    # A refused run writes nothing, not even the note: refusals are all found before it.
-    check_store(
-        location,
-        overwrite=overwrite,
-        **{name: arguments[name] for name in ("config", "checkpoints", "shape", "prov")},
-    )
-    if note is None:
-        return prepare_store(location, overwrite=overwrite, **arguments)
-    state = _store_state(location, overwrite)
-    temporary = note.with_name(note.name + ".partial")
-    try:
-        temporary.write_text(json.dumps(state), encoding="utf-8")
-        temporary.replace(note)
-    finally:
-        temporary.unlink(missing_ok=True)
-    plan = prepare_store(location, overwrite=overwrite, **arguments)
-    note.unlink()
-    return plan
+    def report(words: int, written: int) -> None:
+        lock.check()
+        if progress is not None:
+            progress(words, written)
 
-
-def _note_path(location: StoreLocation) -> Path | None:
-    if not isinstance(location, str | os.PathLike):
-        return None
-    path = Path(location).absolute()
-    return path.with_name(path.name + ".prepare.json")
-
-
-def _store_state(location: StoreLocation, overwrite: bool) -> dict[str, Any]:
-    """What a preparation starts from: enough to undo it."""
-    path = Path(str(location))
-    existed = path.exists()
-    root = None if overwrite else _open_root(location)
-    if root is None:
-        return {"created": True, "existed": existed, "overwrite": overwrite}
-    step = root.get(dims.STEP)
-    languages = root.get(LANGUAGES_GROUP)
-    return {
-        "created": False,
-        "steps": step.shape[0] if isinstance(step, zarr.Array) else None,
-        "languages": sorted(languages.group_keys()) if isinstance(languages, zarr.Group) else [],
-    }
-
-
-def _open_root(location: StoreLocation) -> zarr.Group | None:
-    try:
-        return zarr.open_group(location, mode="r+", use_consolidated=False)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):
-        return None
-
-
-def _undo_preparation(location: StoreLocation, note: Path) -> bool:
-    """Undo what an interrupted preparation may have done; True if the store must be made anew."""
-    try:
-        state = json.loads(note.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        state = None
-    if not isinstance(state, dict):
-        raise ExtractionError(
-            f"{note} is damaged: it should say how far a previous extraction prepared {location}; "
-            "delete it and rerun with --overwrite to start over"
-        )
-    root = _open_root(location)
-    if state.get("created"):
-        if state.get("existed") and not state.get("overwrite"):
-            if root is not None:
-                raise ExtractionError(
-                    f"a previous extraction stopped while creating a store in {location}, a directory "
-                    "that held other files before; it is left as it is: rerun with --overwrite to start over"
-                )
-            note.unlink()  # it wrote nothing there
-            return False
-        logger.warning("a previous extraction stopped while creating %s: starting it over", location)
-        note.unlink()
-        return True
-    if root is not None:
-        logger.warning("a previous extraction stopped while growing %s: undoing that first", location)
-        _shrink_to(root, state.get("steps"), set(state.get("languages") or ()))
-    note.unlink()
-    return False
-
-
-def _shrink_to(root: zarr.Group, steps: int | None, languages: set[str]) -> None:
-    """Drop language groups added since, and cut arrays along ``step`` back to ``steps``."""
-    group = root.get(LANGUAGES_GROUP)
-    if isinstance(group, zarr.Group):
-        for language in sorted(set(group.group_keys()) - languages):
-            del group[language]
-    if steps is None:
-        return
-    for _, node in root.members(max_depth=None):
-        names = tuple(getattr(node.metadata, "dimension_names", None) or ())
-        if isinstance(node, zarr.Array) and names[:1] == (dims.STEP,) and node.shape[0] > steps:
-            node.resize((steps, *node.shape[1:]))
+    return report
 
 
 def _words_to_do(root: zarr.Group, language: str, index: int) -> int:
@@ -422,31 +327,37 @@ def _run_distributed(
     client: Any,
     job_args: dict[str, Any],
     progress: Progress | None,
+    lock: WriterLock,
 ) -> list[StepReport]:
     """One task per checkpoint on ``client``'s cluster; ``progress`` hears of each batch as the
-    workers write it (through :class:`~xalign.parallel.ProgressRelay`)."""
+    workers write it (through :class:`~xalign.parallel.ProgressRelay`). The lock is checked as
+    each step's task ends (the workers cannot see it)."""
     from dask.delayed import delayed
 
-    if not isinstance(location, str | Path):
+    if not is_shared(location):
         raise CheckpointError(
-            "a Dask cluster needs a store on disk that its workers can reach, not a memory store"
+            "a Dask cluster needs a store its workers can reach (a directory or a bucket), not a memory store"
         )
-    if progress is None:
-        tasks = [
-            delayed(extract_step, pure=False)(str(location), checkpoint, index, **job_args)
-            for checkpoint, index in jobs
-        ]
-        return compute_tasks(tasks, client=client)
-    with ProgressRelay(client, progress) as relay:
+    where = str(location) if isinstance(location, str | Path) else location
+
+    def done(report: StepReport) -> None:
+        lock.check()
+        if relay is not None:
+            relay.finished(report.step, report.words, 0)
+
+    with contextlib.ExitStack() as stack:
+        relay = None if progress is None else stack.enter_context(ProgressRelay(client, progress))
         tasks = [
             delayed(extract_step, pure=False)(
-                str(location), checkpoint, index, progress=relay.reporter(checkpoint.step), **job_args
+                where,
+                checkpoint,
+                index,
+                progress=None if relay is None else relay.reporter(checkpoint.step),
+                **job_args,
             )
             for checkpoint, index in jobs
         ]
-        return compute_tasks(
-            tasks, client=client, on_done=lambda report: relay.finished(report.step, report.words, 0)
-        )
+        return compute_tasks(tasks, client=client, on_done=done)
 
 
 def extract_step(

@@ -65,8 +65,8 @@ def resolve_location(
     location: StoreLocation, options: Mapping[str, Any] | None = None, *, read_only: bool = False
 ) -> StoreLocation:
     """What zarr opens for ``location``: a ``file://`` URL becomes its path, another URL a
-    :class:`zarr.storage.FsspecStore` with its storage options; a path or store object is
-    returned unchanged.
+    :class:`zarr.storage.FsspecStore` with its storage options, whose writes are retried
+    (:class:`~xalign.store.retry.RetryingStore`); a path or store object is returned unchanged.
 
     Raises
     ------
@@ -84,13 +84,16 @@ def resolve_location(
         return location.removeprefix("file://")
     from zarr.storage import FsspecStore
 
+    from xalign.store.retry import RetryingStore
+
     try:
-        return FsspecStore.from_url(location, storage_options=storage_options(options), read_only=read_only)
+        store = FsspecStore.from_url(location, storage_options=storage_options(options), read_only=read_only)
     except ValueError as exc:  # fsspec's "Protocol not known"
         raise StoreLocationError(f"cannot open {location}: {exc}") from exc
     except ImportError as exc:  # fsspec's "Install s3fs to access S3"
         package = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs"}.get(location.split("://")[0], "fsspec")
         raise ModuleNotFoundError(f"{location} needs {package}: {exc}", name=package) from exc
+    return RetryingStore(store)
 
 
 def describe_location(location: StoreLocation) -> str:
