@@ -322,3 +322,21 @@ def test_an_extraction_to_an_unreachable_endpoint_is_one_line_naming_the_url(
     (line,) = result.output.strip().splitlines()
     assert line.startswith(f"Error: cannot reach {url} (taking its lease {lease_url(url)}): ")
     assert "Traceback" not in result.output
+
+
+def test_an_extraction_on_a_local_cluster_writes_into_the_bucket_from_its_workers(
+    s3: S3Server,
+    s3_prefix: str,
+    in_bucket: dict[str, str],
+    checkpoints: list[Checkpoint],
+    treebanks: list[Path],
+    reference: Reference,
+) -> None:
+    from xalign.cli.cluster import compute_on
+
+    url = f"{s3_prefix}/s.zarr"
+    with compute_on("local:2") as where:
+        report = extract_store(url, checkpoints, treebanks, small_config(), client=where["client"])
+    assert sorted(r.step for r in report.steps) == [c.step for c in checkpoints]
+    assert_stores_equal(reference.path, resolve_location(url), ulps=1)
+    assert not s3.filesystem().exists(lease_url(url).removeprefix("s3://"))
