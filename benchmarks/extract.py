@@ -14,10 +14,17 @@ Measured side by side in one run:
    that head and the embedding table, is the toy tokenizer's.
 2. **Overhead.** xalign's extraction loop (forward pass, pooling, losses, float16 check,
    compression and writes in the background) over the bare forward pass with
-   ``output_hidden_states`` on the same planned batches (target <= 1.10), for the toy BLOOM and
+   ``output_hidden_states`` on the same planned batches, in the same row groups (target <= 1.10),
+   for the toy BLOOM and
    (full run) for the 560m-wide model with BLOOM's vocabulary of 250,880 (4 blocks: the
    language-model head, which the loss needs, is then a large part of the pass, as in BLOOM).
-3. **Bytes per value** of the stored activations, float16 lossless and with ``--keep-bits 7``.
+3. **Bytes per value** of the stored activations, float16 lossless and with ``--keep-bits 7``,
+   with xalign's codec (Blosc-lz4 level 9, bit shuffle, CRC32C) and, on the same values in the
+   same run, the codec it replaced (:data:`PREVIOUS_CODEC`: Blosc-zstd level 3, byte shuffle),
+   with the CPU time of each to compress and checksum those values.
+4. **Row groups.** The bare forward pass on xalign's planned batches run whole (right-padded to
+   the batch's longest sentence) and in the row groups xalign runs on CPU
+   (:func:`xalign.extract.forward.row_groups`), on the peers' model and words.
 
 Times are CPU seconds of this process, all its threads (see ``benchmarks/__init__.py``).
 Peak memory as the corpus grows is in :mod:`benchmarks.scaling`.
@@ -32,8 +39,10 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import numpy as np
 import torch
 import zarr
+from zarr.codecs import BloscCodec
 
 from benchmarks.baselines import neurox_extract, reference_extract
 from benchmarks.common import (
@@ -50,7 +59,7 @@ from benchmarks.common import (
 from xalign import dims
 from xalign.extract import ExtractConfig, encode_corpus, extract_store, from_directory
 from xalign.extract.encode import EncodedCorpus
-from xalign.extract.forward import batch_inputs
+from xalign.extract.forward import CPU_GROUP_VALUES, batch_inputs, row_groups
 from xalign.extract.plan import plan_batches
 from xalign.extract.run import extract_language
 from xalign.extract.template import language_template
@@ -61,6 +70,10 @@ from xalign.store.write import write_language, write_root
 from xalign.treebank.corpus import Corpus, load_corpora
 
 NAME = "extract"
+
+PREVIOUS_CODEC = {"cname": "zstd", "clevel": 3, "shuffle": "shuffle"}
+"""The activations' Blosc setting before the write path was made cheaper (issue 16, item 6);
+measured beside today's on the same values."""
 
 
 def _corpus(treebank: Path, tokenizer: Any, config: ExtractConfig) -> tuple[Corpus, EncodedCorpus]:
@@ -94,6 +107,40 @@ def xalign_extract(
     return cpu_seconds() - start
 
 
+def bare_forward(
+    runner: Any,
+    encoded: EncodedCorpus,
+    batches: list[np.ndarray],
+    config: ExtractConfig,
+    pad: int,
+    *,
+    grouped: bool,
+    **kwargs: Any,
+) -> None:
+    """The forward passes alone (``output_hidden_states``) over planned batches: each batch
+    whole, right-padded to its longest window, or (``grouped``) in the row groups that
+    :func:`xalign.extract.forward.run_batch` runs on CPU."""
+    hidden = int(runner.config.hidden_size)
+    with torch.inference_mode():
+        for batch in batches:
+            windows = window_rows(
+                encoded.sentence_lengths[batch], max_length=config.max_length, stride=config.window_stride
+            )
+            ids, mask = batch_inputs(encoded, batch, pad, windows)
+            if grouped:
+                budget = max(1, CPU_GROUP_VALUES // hidden)
+                groups = row_groups(windows.rows, most_rows=max(1, len(batch)), most_positions=budget)
+            else:
+                groups = [(0, len(ids), ids.shape[1])] if len(ids) else []
+            for first, last, width in groups:
+                runner(
+                    input_ids=torch.from_numpy(np.ascontiguousarray(ids[first:last, :width])),
+                    attention_mask=torch.from_numpy(np.ascontiguousarray(mask[first:last, :width])),
+                    output_hidden_states=True,
+                    **kwargs,
+                )
+
+
 def bloom_560m_shaped(vocab_size: int, n_layer: int = 24) -> Any:
     """BLOOM-560m's width (hidden size 1024, 16 heads) with ``n_layer`` blocks, random weights."""
     from transformers import BloomConfig, BloomForCausalLM
@@ -105,7 +152,7 @@ def bloom_560m_shaped(vocab_size: int, n_layer: int = 24) -> Any:
 
 def peers(tokenizer: Any, quick: bool, out: Path) -> list[Row]:
     """xalign vs the reference's pattern and a NeuroX-like file, same model and words."""
-    n_layer, sentences, rounds = (2, 10, 1) if quick else (4, 24, 1)
+    n_layer, sentences, rounds = (2, 10, 1) if quick else (4, 24, 3)
     model = bloom_560m_shaped(len(tokenizer), n_layer)
     layers = tuple(range(n_layer + 1))
     config = ExtractConfig(model_id="560m-wide", loss_sentences=0)
@@ -128,9 +175,19 @@ def peers(tokenizer: Any, quick: bool, out: Path) -> list[Row]:
     def neurox() -> None:
         sizes["neurox"] = neurox_extract(model, corpus, encoded, layers, out / f"neurox-{next(counter)}.h5")
 
-    ours()  # warm up: allocator, thread pools, lazy imports
+    batches = plan_batches(encoded, batch_size=config.batch_size, window_words=config.chunk_words)
+
+    def whole() -> None:
+        bare_forward(model.base_model, encoded, batches, config, pad, grouped=False, use_cache=False)
+
+    def grouped() -> None:
+        bare_forward(model.base_model, encoded, batches, config, pad, grouped=True, use_cache=False)
+
+    # Warm up: allocator, thread pools, lazy imports.
+    ours()
+    neurox()
     loops.clear()
-    t_ours, t_ref, t_neurox = best_of(rounds, ours, reference, neurox)
+    t_ours, t_ref, t_neurox, t_whole, t_grouped = best_of(rounds, ours, reference, neurox, whole, grouped)
     t_loop = min(loops)
     layout = (
         f"ours includes laying out the store, once per store ({t_ours - t_loop:.2f} s; the "
@@ -162,6 +219,17 @@ def peers(tokenizer: Any, quick: bool, out: Path) -> list[Row]:
         ),
         speedup_row(
             NAME,
+            "bare forward: row groups vs whole padded batches",
+            t_grouped,
+            t_whole,
+            "CPU s",
+            f"speed-up; the base model alone on xalign's planned batches (batch size {config.batch_size}), "
+            f"each run whole (padded to its longest sentence) vs in the row groups xalign runs on CPU "
+            f"(<= {CPU_GROUP_VALUES:,} hidden values, {CPU_GROUP_VALUES // 1024} positions of 1024, each "
+            f"group padded to its own longest); {setup}",
+        ),
+        speedup_row(
+            NAME,
             "bytes on disk vs reference pickles",
             sizes["ours"],
             sizes["reference"],
@@ -190,18 +258,9 @@ def loop_overhead(
     pad = int(tokenizer.pad_token_id or 0)
 
     def bare(runner: Any, **kwargs: Any) -> None:
-        with torch.inference_mode():
-            for batch in batches:
-                windows = window_rows(
-                    encoded.sentence_lengths[batch], max_length=config.max_length, stride=config.window_stride
-                )
-                ids, mask = batch_inputs(encoded, batch, pad, windows)
-                runner(
-                    input_ids=torch.from_numpy(ids),
-                    attention_mask=torch.from_numpy(mask),
-                    output_hidden_states=True,
-                    **kwargs,
-                )
+        # The same forward passes as xalign's loop runs (its row groups), so that the ratio is
+        # the cost of everything beyond them.
+        bare_forward(runner, encoded, batches, config, pad, grouped=True, **kwargs)
 
     def bare_full() -> None:
         """What a plain script does: the causal LM, its logits included."""
@@ -231,7 +290,8 @@ def loop_overhead(
             t_ours,
             t_full,
             "CPU s",
-            f"overhead, target <= 1.10; baseline: bare forward with logits on the same batches; {setup}",
+            f"overhead, target <= 1.10; baseline: bare forward with logits on the same batches and row "
+            f"groups; {setup}",
         ),
         growth_row(
             NAME,
@@ -244,7 +304,33 @@ def loop_overhead(
     ]
 
 
+def _rewritten(hidden: zarr.Array[Any], values: np.ndarray, blosc: dict[str, Any]) -> tuple[float, float]:
+    """``values`` written into a fresh array shaped, chunked and filtered as ``hidden``, with the
+    Blosc setting ``blosc`` and a CRC32C: (stored bytes per value, CPU s of the write, best of 3)."""
+    from zarr.codecs import Crc32cCodec
+
+    seconds, stored = float("inf"), 0
+    for _ in range(3):
+        target = zarr.create_array(
+            zarr.storage.MemoryStore(),
+            shape=hidden.shape,
+            chunks=hidden.chunks,
+            dtype=hidden.dtype,
+            fill_value=np.nan,
+            filters=hidden.filters,
+            compressors=(BloscCodec(typesize=hidden.dtype.itemsize, **blosc), Crc32cCodec()),
+            config={"write_empty_chunks": True},
+        )
+        start = cpu_seconds()
+        target[...] = values
+        seconds = min(seconds, cpu_seconds() - start)
+        stored = target.nbytes_stored()
+    return stored / values.size, seconds
+
+
 def bytes_per_value(checkpoints: list[Any], treebank: Path, out: Path) -> list[Row]:
+    """Stored bytes per value of xalign's store, and its codec against :data:`PREVIOUS_CODEC`
+    on the same values (the previous codec's figure is measured, not remembered)."""
     rows = []
     for label, keep_bits in (("float16 lossless", None), ("float16 --keep-bits 7", 7)):
         location = out / f"bytes-{keep_bits}.zarr"
@@ -252,7 +338,12 @@ def bytes_per_value(checkpoints: list[Any], treebank: Path, out: Path) -> list[R
             str(location), checkpoints, [treebank], ExtractConfig(model_id="toy", keep_bits=keep_bits)
         )
         hidden = zarr.open_group(str(location), mode="r")[f"languages/{treebank.name[:2]}/{dims.HIDDEN}"]
-        stored = hidden.nbytes_stored() / hidden.size  # type: ignore[union-attr]
+        assert isinstance(hidden, zarr.Array)
+        stored = hidden.nbytes_stored() / hidden.size
+        (blosc, _crc) = hidden.compressors
+        assert isinstance(blosc, BloscCodec)
+        codec = f"Blosc-{blosc.cname.value} level {blosc.clevel}, {blosc.shuffle.value}"
+        previous = "Blosc-{cname} level {clevel}, {shuffle}".format(**PREVIOUS_CODEC)
         rows.append(
             speedup_row(
                 NAME,
@@ -260,10 +351,33 @@ def bytes_per_value(checkpoints: list[Any], treebank: Path, out: Path) -> list[R
                 stored,
                 4.0,
                 "bytes",
-                "times smaller than float32 (what the peers store; raw float16 is 2.0); toy BLOOM, "
-                "Blosc-zstd, CRC32C",
+                f"times smaller than float32 (what the peers store; raw float16 is 2.0); toy BLOOM, "
+                f"{codec}, CRC32C",
             )
         )
+        values = np.asarray(hidden[...])
+        current = {"cname": blosc.cname.value, "clevel": blosc.clevel, "shuffle": blosc.shuffle.value}
+        new_bytes, new_seconds = _rewritten(hidden, values, current)
+        old_bytes, old_seconds = _rewritten(hidden, values, PREVIOUS_CODEC)
+        same = f"the same {values.size:,} stored values (toy BLOOM), rewritten with each codec, CRC32C both"
+        rows += [
+            growth_row(
+                NAME,
+                f"bytes/value, {label}: codec vs previous codec",
+                new_bytes,
+                old_bytes,
+                "bytes",
+                f"growth, target <= 1.05; {codec} vs {previous}; {same}",
+            ),
+            speedup_row(
+                NAME,
+                f"compress + checksum + write, {label}: codec vs previous codec",
+                new_seconds,
+                old_seconds,
+                "CPU s",
+                f"speed-up; {codec} vs {previous}; {same}, in memory; best of 3",
+            ),
+        ]
     return rows
 
 

@@ -7,6 +7,13 @@ it, so no word is cut. Everything kept is a weighted sum of hidden states at own
 (output x batch position) matrix per group of windows pools a whole layer: its cost is in
 proportion to the subwords pooled (a dense product, or ``index_add``, is tens of times slower
 on CPU).
+
+On CPU a batch's rows also run in groups of at most :data:`CPU_GROUP_VALUES` hidden-state
+values per layer (rows x width x hidden size), each group cut to its own longest row: a
+batch of sixteen sentences padded to its longest is a third padding or more, and its
+elementwise ops run over tensors far beyond the CPU's caches, so one such pass costs more
+than the sentences one by one. The groups are a pure function of the batch and the model's
+width, so a resumed run recomputes the same values.
 """
 
 from __future__ import annotations
@@ -20,7 +27,13 @@ from xalign.extract.config import Pooling
 from xalign.extract.encode import EncodedCorpus
 from xalign.extract.windows import WindowRows, window_rows
 
-__all__ = ["BatchOutput", "batch_inputs", "run_batch"]
+__all__ = ["CPU_GROUP_VALUES", "BatchOutput", "batch_inputs", "row_groups", "run_batch"]
+
+CPU_GROUP_VALUES = 1 << 18
+"""On CPU, the most hidden-state values (rows x width x hidden size) one forward pass computes
+per layer: 256 positions of a 1024-wide model (1 MiB of float32 per layer's state), which
+keeps a pass's elementwise work within the caches, and is enough rows for the matrix products
+to run at full speed (measured in ``benchmarks/extract.py``)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -66,6 +79,33 @@ def _word_plan(
     sentence_of_word = np.repeat(np.arange(len(sentences)), per_sentence)
     positions = encoded.positions[np.repeat(starts, counts) + offsets]
     return sentence_of_word[owners], positions.astype(np.int64), owners.astype(np.int64), counts, per_sentence
+
+
+def row_groups(
+    rows: np.ndarray, *, most_rows: int, most_positions: int | None = None
+) -> list[tuple[int, int, int]]:
+    """Consecutive groups of a batch's window rows (``(row, 3)``: sentence, start, end), each
+    run as one forward pass.
+
+    Returns ``(first, last, width)`` per group: rows ``first:last``, right-padded to ``width``,
+    the longest of them. A group has at most ``most_rows`` rows and, where ``most_positions``
+    is given, at most that many padded positions (rows x width), unless one row alone has more.
+    No rows, no group.
+    """
+    groups: list[tuple[int, int, int]] = []
+    first, width = 0, 1
+    for r, length in enumerate((rows[:, 2] - rows[:, 1]).tolist()):
+        wider = max(width, length)
+        taken = r - first
+        if taken and (
+            taken >= most_rows or (most_positions is not None and (taken + 1) * wider > most_positions)
+        ):
+            groups.append((first, r, width))
+            first, wider = r, max(1, length)
+        width = wider
+    if len(rows):
+        groups.append((first, len(rows), width))
+    return groups
 
 
 def batch_inputs(
@@ -159,9 +199,11 @@ def run_batch(
     """Run ``model`` on ``sentences`` (right-padded, in windows of ``max_length``) and pool.
 
     Windows run in groups of at most ``len(sentences)`` rows, so a batch of long sentences
-    costs no more memory at once than a batch of short ones. Without ``with_loss`` only the
-    base model runs: hidden states need no language-model head, which on a large vocabulary
-    is a good part of the forward pass.
+    costs no more memory at once than a batch of short ones; on CPU, also of at most
+    :data:`CPU_GROUP_VALUES` hidden-state values, each group padded only to its own longest
+    row (see :func:`row_groups`). Without ``with_loss`` only the base model runs: hidden
+    states need no language-model head, which on a large vocabulary is a good part of the
+    forward pass.
     """
     import torch
 
@@ -171,7 +213,12 @@ def run_batch(
     plan, slices, counts, per_sentence = _pooling_plan(
         encoded, sentences, windows, pooling=pooling, keep_subwords=keep_subwords
     )
-    width, group = windows.width, max(1, len(sentences))
+    width = windows.width
+    hidden_size = getattr(getattr(model, "config", None), "hidden_size", None)
+    budget = None
+    if str(device) == "cpu" and isinstance(hidden_size, int) and hidden_size > 0:
+        budget = max(1, CPU_GROUP_VALUES // hidden_size)
+    groups = row_groups(windows.rows, most_rows=max(1, len(sentences)), most_positions=budget)
     # Next-token loss: the target at position p (p >= 1) is predicted where p - 1 is owned.
     b_all = np.repeat(np.arange(len(sentences)), lengths)
     p_all = np.arange(len(b_all)) - windows.owner_ptr[b_all]
@@ -184,28 +231,29 @@ def run_batch(
     pooled: list[Any] = [None] * len(layers)
     with torch.inference_mode():
         runner = model if with_loss else model.base_model
-        for first in range(0, len(ids), group):
-            last = min(first + group, len(ids))
+        for first, last, cut in groups:
             lo, hi = first * width, last * width
-            ids_t = torch.from_numpy(ids[first:last]).to(device)
-            mask_t = torch.from_numpy(mask[first:last]).to(device)
+            ids_t = torch.from_numpy(np.ascontiguousarray(ids[first:last, :cut])).to(device)
+            mask_t = torch.from_numpy(np.ascontiguousarray(mask[first:last, :cut])).to(device)
             out = runner(input_ids=ids_t, attention_mask=mask_t, output_hidden_states=True, use_cache=False)
             here = (plan.columns >= lo) & (plan.columns < hi)
             weights = _sparse(
                 plan.rows[here],
-                plan.columns[here] - lo,
+                _recut(plan.columns[here] - lo, width, cut),
                 plan.weights[here],
-                (plan.n_outputs, hi - lo),
+                (plan.n_outputs, (last - first) * cut),
                 device,
             )
             for i, layer in enumerate(layers):
                 state = out.hidden_states[layer]
                 flat = state.reshape(-1, state.shape[-1]).float()
                 part = torch.sparse.mm(weights, flat)
-                pooled[i] = part if pooled[i] is None else pooled[i] + part
+                pooled[i] = part if pooled[i] is None else pooled[i].add_(part)
             if with_loss:
                 mine = (predicted_at >= lo) & (predicted_at < hi)
-                nll[mine] = _token_nll(out.logits, predicted_at[mine] - lo, target_ids[mine])
+                nll[mine] = _token_nll(
+                    out.logits, _recut(predicted_at[mine] - lo, width, cut), target_ids[mine]
+                )
         if pooled[0] is None:  # no sentence has a subword: nothing ran
             hidden = 0 if not layers else _hidden_size(model)
             stacked = np.zeros((len(layers), plan.n_outputs, hidden), dtype=np.float32)
@@ -234,6 +282,15 @@ def run_batch(
 
 def _hidden_size(model: Any) -> int:
     return int(model.config.hidden_size)
+
+
+def _recut(flat: np.ndarray, width: int, cut: int) -> np.ndarray:
+    """Flat ``row * width + position`` indices as ``row * cut + position`` (``position < cut``)."""
+    if cut == width:
+        return flat
+    rows, positions = np.divmod(flat, width)
+    out: np.ndarray = rows * cut + positions
+    return out
 
 
 def _sparse(

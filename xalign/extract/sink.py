@@ -134,7 +134,11 @@ class ChunkSink:
         chunk: int,
         writer: ChunkWriter,
     ) -> None:
-        self.arrays = dict(arrays)
+        # Every chunk is written whole, once: zarr need not test it against the fill value
+        # first (with NaN fill, a full pass over the chunk: the writer's main cost).
+        self.arrays = {
+            name: array.with_config({"write_empty_chunks": True}) for name, array in arrays.items()
+        }
         self.done_array = done
         self.step_index = step_index
         self.size = size
@@ -220,7 +224,10 @@ def _items(value: np.ndarray) -> int:
 def check_range(values: np.ndarray, dtype: np.dtype[Any], what: str) -> None:
     """Refuse values that the stored dtype cannot hold (float16 overflows to inf)."""
     if dtype == np.float16 and values.size:
-        peak = float(np.nanmax(np.abs(values), initial=0.0))
+        # Two reductions over the values and no temporary (``nanmax(abs(values))`` makes one):
+        # fmax and fmin skip NaN as nanmax does, and an infinite value is out of range too.
+        high, low = float(np.fmax.reduce(values, axis=None)), float(np.fmin.reduce(values, axis=None))
+        peak = max(abs(high), abs(low))  # NaN only if every value is NaN: then in range
         if peak > _FLOAT16_MAX:
             raise ExtractionError(
                 f"{what}: a value of magnitude {peak:.4g} is beyond the float16 range "

@@ -271,8 +271,8 @@ def encodings(ds: xr.Dataset, *, keep_bits: int | None = None) -> dict[str, dict
     """Zarr encodings of a group: chunks that writers own, codecs, checksums.
 
     Activations are chunked ``(1, 1, chunk, neuron)``: one (step, layer) slab of one chunk
-    of words, the unit analyses read. They are compressed with Blosc-zstd and byte shuffle
-    (Blosc under Zarr v3 needs the typesize said), optionally rounded to ``keep_bits``
+    of words, the unit analyses read. They are compressed with Blosc-lz4 (level 9) and bit
+    shuffle (Blosc under Zarr v3 needs the typesize said), optionally rounded to ``keep_bits``
     mantissa bits first, and carry a CRC32C checksum so a corrupted chunk fails loudly.
     Per-step arrays get one chunk per step, so that the job of each step owns its chunks.
     """
@@ -285,7 +285,7 @@ def encodings(ds: xr.Dataset, *, keep_bits: int | None = None) -> dict[str, dict
             out[name] = {
                 "chunks": (1, 1, chunk, ds.sizes[dims.NEURON]),
                 "compressors": (
-                    BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", typesize=variable.dtype.itemsize),
+                    BloscCodec(cname="lz4", clevel=9, shuffle="bitshuffle", typesize=variable.dtype.itemsize),
                     Crc32cCodec(),
                 ),
             }
