@@ -77,6 +77,9 @@ def running_s3_server(data_dir: Path, *, timeout: float = 60.0) -> Iterator[S3Se
         "-s3",
         f"-s3.port={ports['s3']}",
         "-master.volumeSizeLimitMB=64",
+        "-master.telemetry=false",  # it would report to a server outside this machine
+        "-s3.port.iceberg=0",  # no Iceberg or Lance catalog: they take fixed ports
+        "-s3.port.lance=0",
         "-volume.max=64",  # each bucket is a collection that takes several volumes
     ]
     log = (data_dir / "weed.log").open("w")
