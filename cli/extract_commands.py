@@ -97,6 +97,12 @@ __all__ = ["extract"]
     "before (as Hugging Face tokenizers' stride). Default: half of --max-length.",
 )
 @click.option(
+    "--shard",
+    is_flag=True,
+    help="Store all layers of each chunk of words in one object (Zarr sharding): fewer, larger "
+    "objects, for a store in a bucket.",
+)
+@click.option(
     "--chunk-words",
     type=click.IntRange(min=1),
     default=2048,
@@ -213,6 +219,7 @@ def extract(
             stride=options["stride"],
             batch_size=options["batch_size"],
             chunk_words=options["chunk_words"],
+            shard=options["shard"],
             compute_dtype=options["compute_dtype"],
             loss_sentences=None if options["loss_all"] else options["loss_sentences"],
             corpus=CorpusOptions(

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -72,6 +73,12 @@ def _hidden_chunks(s3: S3Server, url: str) -> int:
     return sum("/hidden/c/" in key for key in keys)
 
 
+def total_words(store: Path) -> int:
+    root = zarr.open_group(str(store), mode="r")
+    steps = root["step"].shape[0]
+    return sum(steps * root[f"languages/{language}/hidden"].shape[2] for language in root["languages"])
+
+
 def _wait_for_lease_to_expire(s3: S3Server, url: str) -> None:
     fs = s3.filesystem()
     key = lease_url(url).removeprefix("s3://")
@@ -106,15 +113,28 @@ def test_an_extraction_into_a_bucket_makes_the_store_one_on_disk_makes(
 
 
 _KILLED = """
-import sys
+import sys, time
+import xalign.extract.run as run
 from xalign.extract import ExtractConfig, extract_store, from_directory
+
+original = run.run_batch
+
+def slowed(*args, **kwargs):
+    # The toy is so fast that the run would end before the test sees half its chunks.
+    time.sleep(0.2)
+    return original(*args, **kwargs)
+
+run.run_batch = slowed
 _, checkpoints = from_directory(sys.argv[2])
-config = ExtractConfig(model_id="xalign/toy-bloom", chunk_words=64, batch_size=4)
-extract_store(sys.argv[1], checkpoints, sys.argv[3:], config)
+shard = sys.argv[3] == "shard"
+config = ExtractConfig(model_id="xalign/toy-bloom", chunk_words=64, batch_size=4, shard=shard)
+extract_store(sys.argv[1], checkpoints, sys.argv[4:], config)
 """
 
 
+@pytest.mark.parametrize("shard", [False, True], ids=["chunks", "shards"])
 def test_sigkill_in_a_bucket_then_rerun_gives_the_undisturbed_store(
+    shard: bool,
     s3: S3Server,
     s3_prefix: str,
     in_bucket: dict[str, str],
@@ -126,9 +146,12 @@ def test_sigkill_in_a_bucket_then_rerun_gives_the_undisturbed_store(
     url = f"{s3_prefix}/s.zarr"
     files = [str(path) for path in treebanks]
     total = sum(1 for path in reference.path.glob("languages/*/hidden/c/**/*") if path.is_file())
+    if shard:  # one object holds the chunks of all layers
+        total //= zarr.open_array(str(reference.path), path="layer", mode="r").shape[0]
     kill_after = total // 2
+    mode = "shard" if shard else "chunks"
     child = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(_KILLED), url, str(toy_dir), *files],
+        [sys.executable, "-c", textwrap.dedent(_KILLED), url, str(toy_dir), mode, *files],
         env=in_bucket,
         stderr=subprocess.DEVNULL,
     )
@@ -142,9 +165,14 @@ def test_sigkill_in_a_bucket_then_rerun_gives_the_undisturbed_store(
     assert child.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert _hidden_chunks(s3, url) < total
     _wait_for_lease_to_expire(s3, url)
-    report = extract_store(url, checkpoints, treebanks, small_config())
-    assert 0 < report.words_to_do < sum(r.words for r in report.steps) + report.words_to_do + 1
-    assert_stores_equal(reference.path, resolve_location(url))
+    config = dataclasses.replace(small_config(), shard=shard)
+    report = extract_store(url, checkpoints, treebanks, config)
+    assert 0 < report.words_to_do < total_words(reference.path)
+    assert_stores_equal(
+        reference.path, resolve_location(url), ignore_attrs=() if not shard else ("provenance",)
+    )
+    hidden = zarr.open_array(resolve_location(url), path="languages/en/hidden", mode="r")
+    assert hidden.shards == ((1, hidden.shape[1], 64, hidden.shape[3]) if shard else None)
 
 
 _HOLDER = """

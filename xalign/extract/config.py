@@ -53,6 +53,10 @@ class ExtractConfig:
         Sentences per forward pass (length-sorted within a window of the corpus).
     chunk_words, chunk_sentences, chunk_subwords
         Chunk lengths along word, sentence and subword: the unit of writes and of reads.
+    shard
+        Store the chunks of every layer of one chunk of words (of one step) together in one
+        object (a Zarr v3 shard): as many times fewer objects as layers kept, which is what
+        object storage wants. Analyses still read one (step, layer) chunk, by a ranged read.
     compute_dtype
         Dtype of the model's weights during the forward pass.
     loss_sentences
@@ -77,6 +81,7 @@ class ExtractConfig:
     chunk_words: int = 2048
     chunk_sentences: int = 512
     chunk_subwords: int = 8192
+    shard: bool = False
     compute_dtype: ComputeDtype = "float32"
     loss_sentences: int | None = 256
     corpus: CorpusOptions = field(default_factory=CorpusOptions)

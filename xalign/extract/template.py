@@ -132,6 +132,7 @@ def language_template(
         neurons=neurons,
         dtype=config.dtype,
         n_subwords=encoded.n_subwords if config.keep_subwords else None,
+        shard=config.shard,
     )
     return language_dataset(
         meta=meta,
@@ -244,7 +245,7 @@ def prepare_store(
             template = language_template(
                 corpus, encoded[language], config=config, steps=steps, layers=layers, neurons=shape.neurons
             )
-            write_language(location, language, template, keep_bits=config.keep_bits)
+            write_language(location, language, template, keep_bits=config.keep_bits, shard=config.shard)
         return StorePlan(
             step_index={s: i for i, s in enumerate(steps)},
             created=True,
@@ -395,7 +396,7 @@ def _grow(
             layers=layers,
             neurons=shape.neurons,
         )
-        write_language(location, language, template, keep_bits=config.keep_bits)
+        write_language(location, language, template, keep_bits=config.keep_bits, shard=config.shard)
     if new or added:
         # Outputs made before summarise the store as it was: they are kept (imported scores
         # too) and now read as stale until they are run again (xalign info says which).

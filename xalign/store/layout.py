@@ -240,11 +240,13 @@ def empty_language_data(
     neurons: int,
     dtype: str,
     n_subwords: int | None = None,
+    shard: bool = False,
 ) -> dict[str, Any]:
     """Data arrays of a template: lazy NaN activations and all-False done flags.
 
     Writing the template with ``compute=False`` writes only metadata, the coordinates and
-    the done flags; activation chunks appear as extraction fills them.
+    the done flags; activation chunks appear as extraction fills them. With ``shard`` the
+    lazy arrays are chunked as the shards of :func:`encodings`, which xarray requires.
     """
     sizes = {dims.WORD: n_words, dims.SENTENCE: n_sentences}
     if n_subwords is not None:
@@ -258,7 +260,7 @@ def empty_language_data(
             (n_steps, n_layers, sizes[along], neurons),
             np.nan,
             dtype=dtype,
-            chunks=(1, 1, chunk, neurons),
+            chunks=(1, n_layers if shard else 1, chunk, neurons),
         )
         data[done] = np.zeros((n_steps, n_chunks(sizes[along], chunk)), dtype=bool)
     data[dims.SENTENCE_LOSS] = da.full(
@@ -267,7 +269,9 @@ def empty_language_data(
     return data
 
 
-def encodings(ds: xr.Dataset, *, keep_bits: int | None = None) -> dict[str, dict[str, Any]]:
+def encodings(
+    ds: xr.Dataset, *, keep_bits: int | None = None, shard: bool = False
+) -> dict[str, dict[str, Any]]:
     """Zarr encodings of a group: chunks that writers own, codecs, checksums.
 
     Activations are chunked ``(1, 1, chunk, neuron)``: one (step, layer) slab of one chunk
@@ -275,6 +279,9 @@ def encodings(ds: xr.Dataset, *, keep_bits: int | None = None) -> dict[str, dict
     shuffle (Blosc under Zarr v3 needs the typesize said), optionally rounded to ``keep_bits``
     mantissa bits first, and carry a CRC32C checksum so a corrupted chunk fails loudly.
     Per-step arrays get one chunk per step, so that the job of each step owns its chunks.
+    With ``shard``, the chunks of all layers of one chunk of items at one step are stored as
+    one object (a Zarr v3 shard, ``(1, layer, chunk, neuron)``), which that step's job writes
+    whole; each inner chunk keeps its own codecs and checksum, and the shard's index has one.
     """
     out: dict[str, dict[str, Any]] = {}
     for name, variable in ds.variables.items():
@@ -289,6 +296,8 @@ def encodings(ds: xr.Dataset, *, keep_bits: int | None = None) -> dict[str, dict
                     Crc32cCodec(),
                 ),
             }
+            if shard:
+                out[name]["shards"] = (1, ds.sizes[dims.LAYER], chunk, ds.sizes[dims.NEURON])
             if keep_bits is not None:
                 out[name]["filters"] = (_bit_round(keep_bits),)
         elif name in DONE_FLAGS:

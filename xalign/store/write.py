@@ -45,7 +45,12 @@ def write_root(location: StoreLocation, root: xr.Dataset, *, overwrite: bool = F
 
 
 def write_language(
-    location: StoreLocation, language: str, ds: xr.Dataset, *, keep_bits: int | None = None
+    location: StoreLocation,
+    language: str,
+    ds: xr.Dataset,
+    *,
+    keep_bits: int | None = None,
+    shard: bool = False,
 ) -> None:
     """Write (or replace) one language group; lazy data variables are left unwritten."""
     with warnings.catch_warnings():
@@ -57,7 +62,7 @@ def write_language(
             mode="w",
             zarr_format=3,
             consolidated=False,
-            encoding=encodings(ds, keep_bits=keep_bits),
+            encoding=encodings(ds, keep_bits=keep_bits, shard=shard),
             # Writes metadata and every numpy-backed variable; Dask-backed ones (a
             # template's activations) are left for extraction to fill chunk by chunk.
             compute=False,
