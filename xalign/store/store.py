@@ -18,7 +18,7 @@ from xalign.errors import StoreValidationError
 from xalign.store import outputs, views
 from xalign.store.integrity import corrupt_chunk_error
 from xalign.store.layout import LANGUAGES_GROUP, PROVENANCE_ATTR, language_group
-from xalign.store.location import StoreLocation, describe_location, resolve_location
+from xalign.store.location import StoreLocation, describe_location, is_shared, resolve_location
 from xalign.store.query import LabelFilter, select
 from xalign.store.strings import plain_strings
 from xalign.store.validate import find_violations, open_root, schema_version
@@ -43,7 +43,10 @@ def open_store(
         default: the Dask config value ``xalign.storage-options``, then the environment
         (:mod:`xalign.store.location`).
     validate
-        Check the store against its schema first (reads metadata and small coordinates).
+        Check the store against its schema first (reads metadata and small coordinates). In
+        object storage, where each group's and array's metadata is a request, the check reads
+        the consolidated metadata that extraction writes once the store is complete (one
+        request); ``xalign validate`` reads every node's, as this does for a directory.
 
     Raises
     ------
@@ -64,7 +67,8 @@ def open_store(
     root = open_root(location)
     version = schema_version(root, location)
     if validate:
-        violations = find_violations(location)
+        remote = not isinstance(location, str | PurePath) and is_shared(location)
+        violations = find_violations(location, consolidated=remote)
         if violations:
             raise StoreValidationError(describe_location(location), violations)
     return Store(location=location, schema_version=version)
@@ -101,7 +105,13 @@ class Store:
         # is right there, and `xalign info` says that the store is incomplete.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated metadata")
-            raw = xr.open_datatree(self.location, engine="zarr", chunks=None, consolidated=None)  # type: ignore[arg-type]
+            raw = xr.open_datatree(
+                self.location,  # type: ignore[arg-type]
+                engine="zarr",
+                chunks=None,
+                consolidated=None,
+                zarr_format=3,
+            )
         object.__setattr__(self, "_raw", raw)
 
     def __reduce__(self) -> tuple[Any, ...]:
