@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.common import Row, format_table, machine
 
-MODULES = ("extract", "probe", "analysis", "scaling", "outofcore", "distributed", "finetune")
+MODULES = ("extract", "probe", "analysis", "scaling", "outofcore", "distributed", "finetune", "objectstore")
 """Benchmark modules, in the order they run (missing ones are skipped with a note)."""
 
 RESULTS = Path(__file__).resolve().parent / "results"
