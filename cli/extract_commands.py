@@ -166,6 +166,8 @@ def extract(
           --step 1000,10000,100000 --treebank UD_French-GSD/fr_gsd-ud-test.conllu
       xalign extract runs/bloom.zarr --model bigscience/bloom-560m --revision 0=main
       xalign extract runs/ref.zarr --checkpoints runs/toy --preset wang2024   # the reference's choices
+      xalign --storage-option endpoint_url=http://minio.lab:9000 extract s3://lab/bloom.zarr \\
+          --model bigscience/bloom-560m-intermediate --step 1000 --shard    # into a bucket
     """
     from xalign.cli.cluster import check_spec, compute_on
     from xalign.cli.progress import progress_bar

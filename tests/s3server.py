@@ -91,7 +91,7 @@ def running_s3_server(data_dir: Path, *, timeout: float = 60.0) -> Iterator[S3Se
     finally:
         process.terminate()
         try:
-            process.wait(timeout=5)
+            process.wait(timeout=2)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

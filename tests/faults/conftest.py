@@ -22,6 +22,28 @@ CLI = "from xalign.cli.main import main; main()"
 CLI_OPTIONS = ("--chunk-words", "64", "--batch-size", "4")
 """What makes the command's configuration :func:`small_config`."""
 
+HOLDER = """
+import sys, time
+from pathlib import Path
+import xalign.extract.run as run
+from xalign.extract import ExtractConfig, extract_store, from_directory
+
+store, toy, ready, *files = sys.argv[1:]
+
+def paused(*args, **kwargs):
+    # The store is prepared and locked (or leased): say so, then wait to be killed.
+    Path(ready).touch()
+    while True:
+        time.sleep(1)
+
+run.extract_step = paused
+_, checkpoints = from_directory(toy)
+config = ExtractConfig(model_id="xalign/toy-bloom", chunk_words=64, batch_size=4)
+extract_store(store, checkpoints, files, config)
+"""
+"""``python -c HOLDER STORE TOY READY TREEBANK...``: an extraction that takes the store's lock and
+prepares it, touches READY, then waits to be killed."""
+
 
 def small_config() -> ExtractConfig:
     """Chunks of 64 words, so that a couple of dozen sentences span many of them."""

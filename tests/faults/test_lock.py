@@ -15,31 +15,10 @@ from pathlib import Path
 import pytest
 import zarr
 
-from tests.faults.conftest import CLI, CLI_OPTIONS, Reference, small_config
+from tests.faults.conftest import CLI, CLI_OPTIONS, HOLDER, Reference, small_config
 from xalign.extract import Checkpoint, ExtractionError, extract_store
 from xalign.extract.lock import StoreLockedError, lock_path, store_lock
 from xalign.testing import assert_stores_equal
-
-_HOLDER = """
-import sys, time
-from pathlib import Path
-import xalign.extract.run as run
-from xalign.extract import ExtractConfig, extract_store, from_directory
-
-store, toy, ready, *files = sys.argv[1:]
-original = run.extract_step
-
-def paused(*args, **kwargs):
-    # The store is prepared and locked: say so, then wait to be killed.
-    Path(ready).touch()
-    while True:
-        time.sleep(1)
-
-run.extract_step = paused
-_, checkpoints = from_directory(toy)
-config = ExtractConfig(model_id="xalign/toy-bloom", chunk_words=64, batch_size=4)
-extract_store(store, checkpoints, files, config)
-"""
 
 
 def _snapshot(store: Path) -> dict[str, tuple[int, int]]:
@@ -54,7 +33,7 @@ def test_a_second_extract_is_refused_while_the_first_runs_and_resumes_once_it_is
     log = tmp_path / "holder.log"
     with log.open("wb") as output:
         holder = subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(_HOLDER), str(store), str(toy_dir), str(ready), *files],
+            [sys.executable, "-c", textwrap.dedent(HOLDER), str(store), str(toy_dir), str(ready), *files],
             stdout=output,
             stderr=output,
         )

@@ -31,7 +31,7 @@ import pytest
 import zarr
 from click.testing import CliRunner
 
-from tests.faults.conftest import CLI, CLI_OPTIONS, Reference, small_config
+from tests.faults.conftest import CLI, CLI_OPTIONS, HOLDER, Reference, small_config
 from tests.s3server import S3Server
 from xalign.analysis.probing import ProbeParams, run_probe_grid
 from xalign.cli.main import cli
@@ -175,27 +175,6 @@ def test_sigkill_in_a_bucket_then_rerun_gives_the_undisturbed_store(
     assert hidden.shards == ((1, hidden.shape[1], 64, hidden.shape[3]) if shard else None)
 
 
-_HOLDER = """
-import sys, time
-from pathlib import Path
-import xalign.extract.run as run
-from xalign.extract import ExtractConfig, extract_store, from_directory
-
-store, toy, ready, *files = sys.argv[1:]
-
-def paused(*args, **kwargs):
-    # The store is prepared and its lease held: say so, then wait to be killed.
-    Path(ready).touch()
-    while True:
-        time.sleep(1)
-
-run.extract_step = paused
-_, checkpoints = from_directory(toy)
-config = ExtractConfig(model_id="xalign/toy-bloom", chunk_words=64, batch_size=4)
-extract_store(store, checkpoints, files, config)
-"""
-
-
 def test_a_second_writer_is_refused_with_the_holder_and_takes_over_once_its_lease_expires(
     s3: S3Server,
     s3_prefix: str,
@@ -211,7 +190,7 @@ def test_a_second_writer_is_refused_with_the_holder_and_takes_over_once_its_leas
     log = tmp_path / "holder.log"
     with log.open("wb") as output:
         holder = subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(_HOLDER), url, str(toy_dir), str(ready), *files],
+            [sys.executable, "-c", textwrap.dedent(HOLDER), url, str(toy_dir), str(ready), *files],
             stdout=output,
             stderr=output,
             env=in_bucket,
