@@ -12,8 +12,9 @@ import dask.config
 import pytest
 
 from tests.s3server import S3Server
+from xalign.extract.exclusive import writer_lock
 from xalign.extract.lease import LeaseLostError, ObjectLease, lease_seconds, lease_url, object_lease
-from xalign.extract.lock import StoreLockedError, writer_lock
+from xalign.extract.lock import StoreLockedError
 from xalign.extract.sink import ExtractionError
 
 

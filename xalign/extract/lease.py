@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from xalign.extract.lock import StoreLockedError
 from xalign.extract.sink import ExtractionError
 
 __all__ = ["LeaseLostError", "ObjectLease", "lease_seconds", "lease_url", "object_lease"]
@@ -157,8 +158,6 @@ class ObjectLease:
         StoreLockedError
             If another run holds an unexpired lease, naming it and when the lease expires.
         """
-        from xalign.extract.lock import StoreLockedError
-
         for _ in range(20):
             try:
                 self._etag = self._put(IfNoneMatch="*")

@@ -1,7 +1,7 @@
-"""One extraction at a time per store: a lock beside the store.
+"""One extraction at a time per store on disk: an advisory lock on a file beside the store.
 
-:func:`writer_lock` picks the lock for where the store is: the file lock below for a
-directory, the lease of :mod:`xalign.extract.lease` for a store in an ``s3://`` bucket.
+(:func:`xalign.extract.exclusive.writer_lock` picks this lock for a directory, and the lease of
+:mod:`xalign.extract.lease` for a store in a bucket.)
 
 Two ``xalign extract`` runs on one store would both plan the same chunks and write them at
 once. :func:`store_lock` takes an exclusive :func:`fcntl.flock` on ``<store>.lock`` (beside
@@ -21,14 +21,13 @@ import contextlib
 import errno
 import os
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
 
 from xalign.extract.sink import ExtractionError
-from xalign.store.location import StoreLocation, is_url
+from xalign.store.location import StoreLocation
 
-__all__ = ["StoreLockedError", "WriterLock", "lock_path", "store_lock", "writer_lock"]
+__all__ = ["StoreLockedError", "lock_path", "store_lock"]
 
 try:
     import fcntl
@@ -44,37 +43,6 @@ def lock_path(location: str | os.PathLike[str]) -> Path:
     """The lock file of a store on disk: ``runs/a.zarr`` -> ``runs/a.zarr.lock``."""
     path = Path(location).absolute()
     return path.with_name(path.name + ".lock")
-
-
-class WriterLock(Protocol):
-    def check(self) -> None:
-        """Raise if this run no longer holds the store (a lease taken over)."""
-
-
-class _Held:
-    """A file lock: held until its holder exits, so never lost while this run lives."""
-
-    def check(self) -> None:
-        return None
-
-
-@contextlib.contextmanager
-def writer_lock(
-    location: StoreLocation, options: Mapping[str, Any] | None = None, *, purpose: str = "xalign extract"
-) -> Iterator[WriterLock]:
-    """Hold the one-writer lock of the store at ``location`` (a path, a URL or a store object)
-    for the ``with`` block: a lease for an ``s3://`` URL (other object stores are refused), a
-    file lock for a directory, none for a store object in memory."""
-    if is_url(location) and not str(location).startswith("file://"):
-        from xalign.extract.lease import object_lease
-
-        with object_lease(str(location), options, purpose=purpose) as lease:
-            yield lease
-        return
-    if is_url(location):
-        location = str(location).removeprefix("file://")
-    with store_lock(location, purpose=purpose):
-        yield _Held()
 
 
 @contextlib.contextmanager

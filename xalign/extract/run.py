@@ -28,8 +28,8 @@ from xalign.extract.checkpoints import (
 )
 from xalign.extract.config import ExtractConfig
 from xalign.extract.encode import EncodedCorpus, encode_corpus
+from xalign.extract.exclusive import WriterLock, writer_lock
 from xalign.extract.forward import run_batch
-from xalign.extract.lock import WriterLock, writer_lock
 from xalign.extract.plan import loss_batches, needed_sentences, plan_batches
 from xalign.extract.prepare import PreparationNote, prepare
 from xalign.extract.sink import DISK_FULL, ChunkSink, ChunkWriter, disk_full_error
