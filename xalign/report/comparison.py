@@ -16,7 +16,9 @@ from matplotlib.figure import Figure
 from xalign import dims
 from xalign.analysis.compare import MODEL
 from xalign.report import figures
-from xalign.report.page import _e, _page, _table
+from xalign.report.markup import document as _page
+from xalign.report.markup import escape as _e
+from xalign.report.markup import table as _table
 
 __all__ = ["comparison_figure", "correlation_figure", "write_comparison"]
 
