@@ -3,6 +3,7 @@ written with valid images, and a second run reuses every stage."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -24,6 +25,11 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path: Path) -> None:
     for stage in range(1, 9):
         assert f"[{stage}/8]" in first.output
     assert "reused" not in first.output
+    # The held-out loss with its chance level: a uniform guess over the toy's vocabulary.
+    chance = re.search(r"uniform guess over its ([\d,]+) tokens: ln (\d+) = (\d+\.\d\d)\)", first.output)
+    assert chance is not None, first.output
+    assert int(chance[1].replace(",", "")) == int(chance[2])
+    assert float(chance[3]) == round(math.log(int(chance[2])), 2)
     # Which attributes each language has probes for (from the PUD sample's counts).
     assert re.search(r"^      en: Number", first.output, flags=re.M), first.output
     assert re.search(r"^      fr: .*Gender", first.output, flags=re.M), first.output

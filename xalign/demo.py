@@ -10,6 +10,8 @@ so a second run only redoes what is missing.
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,10 +96,13 @@ def run_demo(
     echo(f"[1/8] training a tiny BLOOM on the PUD text, checkpoints {list(config.steps)} -> {toy}")
     manifest, trained = _train(toy, config, bars)
     losses = dict(manifest.losses)
+    vocabulary = _vocabulary_size(toy, manifest)
     echo(
         ("      " if trained else "      reused; ")
         + "held-out loss "
         + ", ".join(f"step {s}: {losses[s]:.2f}" for s in config.steps)
+        + f" nats per token (chance, a uniform guess over its {vocabulary:,} tokens: "
+        + f"ln {vocabulary} = {math.log(vocabulary):.2f})"
     )
 
     echo(f"[2/8] extracting hidden states over {len(config.languages)} languages -> {store}")
@@ -318,6 +323,12 @@ def _transfer_headline(result: Any, source: str) -> dict[str, float] | None:
 def _reused(outcome: Any, echo: Echo) -> None:
     if not outcome.written:
         echo(f"      reused {outcome.path} (same parameters)")
+
+
+def _vocabulary_size(toy: Path, manifest: Any) -> int:
+    """Tokens the toy model predicts among (its config's ``vocab_size``)."""
+    first = toy / manifest.checkpoints[0][1]
+    return int(json.loads((first / "config.json").read_text(encoding="utf-8"))["vocab_size"])
 
 
 def _train(toy: Path, config: DemoConfig, bars: _Bars) -> tuple[Any, bool]:
