@@ -3,10 +3,15 @@ undisturbed extraction makes of them: made once, compared with by every extracti
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
+import subprocess
 import sys
-from collections.abc import Callable, Iterator
+import textwrap
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,45 @@ extract_store(store, checkpoints, files, config)
 """
 """``python -c HOLDER STORE TOY READY TREEBANK...``: an extraction that takes the store's lock and
 prepares it, touches READY, then waits to be killed."""
+
+
+@contextlib.contextmanager
+def paused_holder(
+    store: str, toy_dir: Path, files: Sequence[str], workdir: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """:data:`HOLDER` on ``store``, once it holds the store, until the block ends (then SIGKILL)."""
+    ready, log = workdir / "ready", workdir / "holder.log"
+    with log.open("wb") as output:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(HOLDER), store, str(toy_dir), str(ready), *files],
+            stdout=output,
+            stderr=output,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert holder.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the first extraction never got going"
+            time.sleep(0.02)
+        yield holder
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+
+
+def cli_extract(
+    store: str, toy_dir: Path, files: Sequence[str], *options: str
+) -> subprocess.CompletedProcess[str]:
+    """``xalign [OPTIONS] extract STORE`` of ``files`` with :data:`CLI_OPTIONS`, in a fresh process."""
+    return subprocess.run(
+        [sys.executable, "-c", CLI, *options, "extract", store, "--checkpoints", str(toy_dir)]
+        + [arg for path in files for arg in ("--treebank", path)]
+        + list(CLI_OPTIONS),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def small_config() -> ExtractConfig:

@@ -5,17 +5,12 @@ so that rerunning the command resumes."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
 import zarr
 
-from tests.faults.conftest import CLI, CLI_OPTIONS, HOLDER, Reference, small_config
+from tests.faults.conftest import Reference, cli_extract, paused_holder, small_config
 from xalign.extract import Checkpoint, ExtractionError, extract_store
 from xalign.extract.lock import StoreLockedError, lock_path, store_lock
 from xalign.testing import assert_stores_equal
@@ -28,41 +23,17 @@ def _snapshot(store: Path) -> dict[str, tuple[int, int]]:
 def test_a_second_extract_is_refused_while_the_first_runs_and_resumes_once_it_is_killed(
     tmp_path: Path, toy_dir: Path, treebanks: list[Path], checkpoints: list[Checkpoint], reference: Reference
 ) -> None:
-    store, ready = tmp_path / "s.zarr", tmp_path / "ready"
+    store = tmp_path / "s.zarr"
     files = [str(path) for path in treebanks]
-    log = tmp_path / "holder.log"
-    with log.open("wb") as output:
-        holder = subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(HOLDER), str(store), str(toy_dir), str(ready), *files],
-            stdout=output,
-            stderr=output,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            assert holder.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the first extraction never got going"
-            time.sleep(0.02)
+    with paused_holder(str(store), toy_dir, files, tmp_path) as holder:
         before = _snapshot(store)
-        second = subprocess.run(
-            [sys.executable, "-c", CLI, "extract", str(store), "--checkpoints", str(toy_dir)]
-            + [arg for path in files for arg in ("--treebank", path)]
-            + list(CLI_OPTIONS),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        second = cli_extract(str(store), toy_dir, files)
         assert second.returncode == 1, second.stderr
         assert "Traceback" not in second.stderr
-        assert (
-            f"Error: {store} is in use: another extraction holds it (xalign extract pid {holder.pid} on "
-            in second.stderr
-        )
+        holds = f"Error: {store} is in use: another extraction holds it (xalign extract pid {holder.pid} on "
+        assert holds in second.stderr
         assert f"lock file {lock_path(store)}" in second.stderr
         assert _snapshot(store) == before  # refused before touching anything
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
     assert lock_path(store).exists()  # left by the killed holder, but no longer locked
     extract_store(str(store), checkpoints, treebanks, small_config())
     assert_stores_equal(reference.path, store)

@@ -31,7 +31,7 @@ import pytest
 import zarr
 from click.testing import CliRunner
 
-from tests.faults.conftest import CLI, CLI_OPTIONS, HOLDER, Reference, small_config
+from tests.faults.conftest import CLI_OPTIONS, Reference, cli_extract, paused_holder, small_config
 from tests.s3server import S3Server
 from xalign.analysis.probing import ProbeParams, run_probe_grid
 from xalign.cli.main import cli
@@ -185,44 +185,19 @@ def test_a_second_writer_is_refused_with_the_holder_and_takes_over_once_its_leas
     treebanks: list[Path],
     reference: Reference,
 ) -> None:
-    url, ready = f"{s3_prefix}/s.zarr", tmp_path / "ready"
+    url = f"{s3_prefix}/s.zarr"
     files = [str(path) for path in treebanks]
-    log = tmp_path / "holder.log"
-    with log.open("wb") as output:
-        holder = subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(HOLDER), url, str(toy_dir), str(ready), *files],
-            stdout=output,
-            stderr=output,
-            env=in_bucket,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            assert holder.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the first extraction never got going"
-            time.sleep(0.02)
+    with paused_holder(url, toy_dir, files, tmp_path, env=in_bucket) as holder:
         time.sleep(LEASE_SECONDS * 1.5)  # the holder renews its lease: still held past one term
         before = _objects(s3, url)
         options = [f"--storage-option={k}={v}" for k, v in s3.storage_options.items()]
-        second = subprocess.run(
-            [sys.executable, "-c", CLI, *options, "extract", url, "--checkpoints", str(toy_dir)]
-            + [arg for path in files for arg in ("--treebank", path)]
-            + list(CLI_OPTIONS),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        second = cli_extract(url, toy_dir, files, *options)
         assert second.returncode == 1, second.stderr
         assert "Traceback" not in second.stderr
-        assert (
-            f"Error: {url} is in use: another extraction holds it (xalign extract pid {holder.pid} on "
-            in (second.stderr)
-        )
+        holds = f"Error: {url} is in use: another extraction holds it (xalign extract pid {holder.pid} on "
+        assert holds in second.stderr
         assert f"lease object {lease_url(url)}" in second.stderr
         assert _objects(s3, url) == before, "refused before touching anything"
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
     _wait_for_lease_to_expire(s3, url)
     extract_store(url, checkpoints, treebanks, small_config())  # takes the expired lease over
     assert_stores_equal(reference.path, resolve_location(url))
