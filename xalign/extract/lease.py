@@ -111,24 +111,21 @@ class ObjectLease:
         self._thread: threading.Thread | None = None
 
     # -- the conditional writes ------------------------------------------------------------
-    def _body(self) -> bytes:
-        now = time.time()
-        return json.dumps(
-            {
-                "owner": self.owner,
-                "token": self.token,
-                "store": self.store_url,
-                "renewed": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
-                "expires": now + self.seconds,
-                "seconds": self.seconds,
-            }
-        ).encode()
-
     def _put(self, **condition: str) -> str:
-        body = self._body()
-        expires = json.loads(body)["expires"]
-        response = self.fs.call_s3("put_object", Bucket=self._bucket, Key=self._key, Body=body, **condition)
-        self._expires = float(expires)
+        """Write the lease, renewed from now, under ``condition``; return its new ETag."""
+        now = time.time()
+        expires = now + self.seconds
+        body = {
+            "owner": self.owner,
+            "token": self.token,
+            "store": self.store_url,
+            "renewed": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
+            "expires": expires,
+            "seconds": self.seconds,
+        }
+        data = json.dumps(body).encode()
+        response = self.fs.call_s3("put_object", Bucket=self._bucket, Key=self._key, Body=data, **condition)
+        self._expires = expires
         return str(response["ETag"])
 
     def _read(self) -> _Held | None:
@@ -255,9 +252,7 @@ def object_lease(
 
 
 def _filesystem(url: str, options: Mapping[str, Any] | None) -> Any:
-    from fsspec.core import url_to_fs
-
-    from xalign.store.location import storage_options
+    from xalign.store.location import filesystem
 
     protocol = url.split("://", 1)[0]
     if protocol not in ("s3", "s3a"):
@@ -265,8 +260,7 @@ def _filesystem(url: str, options: Mapping[str, Any] | None) -> Any:
             f"extract cannot write into {url}: its one-writer lease needs conditional writes, which "
             "xalign uses on s3:// only; extract into a directory and `xalign copy` the store there"
         )
-    fs, _ = url_to_fs(url, **storage_options(options))
-    return fs
+    return filesystem(url, options)[0]
 
 
 def _read_body(fs: Any, body: Any) -> bytes:

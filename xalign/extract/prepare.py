@@ -23,7 +23,7 @@ from xalign import dims
 from xalign.extract.sink import ExtractionError
 from xalign.extract.template import StorePlan, check_store, prepare_store
 from xalign.store.layout import LANGUAGES_GROUP
-from xalign.store.location import StoreLocation, describe_location, is_url, storage_options
+from xalign.store.location import StoreLocation, describe_location, filesystem, is_url
 
 __all__ = ["PreparationNote", "prepare"]
 
@@ -34,17 +34,9 @@ class PreparationNote:
     """``<store>.prepare.json`` beside the store at ``location`` (a path or URL), through fsspec."""
 
     def __init__(self, location: str | os.PathLike[str], options: Mapping[str, Any] | None = None) -> None:
-        from fsspec.core import url_to_fs
-
-        text = str(location)
-        if is_url(text) and not text.startswith("file://"):
-            self.fs, self.store = url_to_fs(text.rstrip("/"), **storage_options(options))
-        else:
-            from fsspec.implementations.local import LocalFileSystem
-
-            self.fs, self.store = LocalFileSystem(), str(Path(text.removeprefix("file://")).absolute())
+        self.fs, self.store = filesystem(location, options)
         self.path = self.store + ".prepare.json"
-        self.name = str(self.fs.unstrip_protocol(self.path)) if is_url(text) else self.path
+        self.name = str(self.fs.unstrip_protocol(self.path)) if is_url(str(location)) else self.path
 
     @classmethod
     def beside(

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xalign.errors import XalignError
-from xalign.store.location import is_url
-from xalign.store.location import storage_options as configured_options
+from xalign.store.location import filesystem, is_url
 
 __all__ = ["CopyError", "CopyReport", "copy_store"]
 
@@ -60,8 +59,8 @@ def copy_store(
     from xalign.store.validate import open_root
 
     open_root(_resolved(source, storage_options))  # a store, or a clear error
-    src_fs, src_root = _filesystem(source, storage_options)
-    dst_fs, dst_root = _filesystem(destination, storage_options)
+    src_fs, src_root = filesystem(source, storage_options)
+    dst_fs, dst_root = filesystem(destination, storage_options)
     keys = sorted(_relative(src_fs, src_root), key=_order)
     if on_plan is not None:
         on_plan(len(keys))
@@ -84,19 +83,6 @@ def _resolved(location: str, options: Mapping[str, Any] | None) -> Any:
     from xalign.store.location import resolve_location
 
     return resolve_location(location, options if is_url(location) else None)
-
-
-def _filesystem(location: str, options: Mapping[str, Any] | None) -> tuple[Any, str]:
-    """The fsspec filesystem of ``location`` and the store's root path in it."""
-    from fsspec.core import url_to_fs
-
-    if not is_url(location):
-        from pathlib import Path
-
-        fs, root = url_to_fs(str(Path(location).absolute()), auto_mkdir=True)
-        return fs, root.rstrip("/")
-    fs, root = url_to_fs(location, **configured_options(options))
-    return fs, root.rstrip("/")
 
 
 def _relative(fs: Any, root: str) -> list[str]:

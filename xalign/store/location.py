@@ -27,6 +27,8 @@ __all__ = [
     "StoreLocation",
     "StoreLocationError",
     "describe_location",
+    "filesystem",
+    "is_remote",
     "is_shared",
     "is_url",
     "resolve_location",
@@ -96,6 +98,21 @@ def resolve_location(
     return RetryingStore(store)
 
 
+def filesystem(location: str | os.PathLike[str], options: Mapping[str, Any] | None = None) -> tuple[Any, str]:
+    """A synchronous fsspec filesystem for ``location`` (a path or URL) and the location's path in
+    it, with no trailing slash: for objects beside a store, or a store's objects one by one. A
+    URL takes its storage options as :func:`resolve_location` does; a path, the local filesystem
+    (which makes parent directories as it writes)."""
+    from fsspec.core import url_to_fs
+
+    text = os.fspath(location)
+    if is_url(text) and not text.startswith("file://"):
+        fs, path = url_to_fs(text, **storage_options(options))
+    else:
+        fs, path = url_to_fs(str(Path(text.removeprefix("file://")).absolute()), auto_mkdir=True)
+    return fs, str(path).rstrip("/")
+
+
 def describe_location(location: StoreLocation) -> str:
     """A short human-readable name for ``location``, for messages: a path, or a URL."""
     if isinstance(location, str) and is_url(location):
@@ -106,6 +123,12 @@ def describe_location(location: StoreLocation) -> str:
     if fs is not None and path is not None:
         return str(fs.unstrip_protocol(path))
     return f"<{type(location).__name__}>"
+
+
+def is_remote(location: StoreLocation) -> bool:
+    """Whether ``location`` is a store object on a remote filesystem (what a URL resolves to):
+    each of its metadata documents is a request, and its errors are the filesystem's own."""
+    return not isinstance(location, str | os.PathLike) and is_shared(location)
 
 
 def is_shared(location: StoreLocation) -> bool:

@@ -18,7 +18,7 @@ from xalign.errors import StoreValidationError
 from xalign.store import outputs, views
 from xalign.store.integrity import corrupt_chunk_error
 from xalign.store.layout import LANGUAGES_GROUP, PROVENANCE_ATTR, language_group
-from xalign.store.location import StoreLocation, describe_location, is_shared, resolve_location
+from xalign.store.location import StoreLocation, describe_location, is_remote, resolve_location
 from xalign.store.query import LabelFilter, select
 from xalign.store.strings import plain_strings
 from xalign.store.validate import find_violations, open_root, schema_version
@@ -67,8 +67,7 @@ def open_store(
     root = open_root(location)
     version = schema_version(root, location)
     if validate:
-        remote = not isinstance(location, str | PurePath) and is_shared(location)
-        violations = find_violations(location, consolidated=remote)
+        violations = find_violations(location, consolidated=is_remote(location))
         if violations:
             raise StoreValidationError(describe_location(location), violations)
     return Store(location=location, schema_version=version)

@@ -6,7 +6,6 @@ that ``xalign validate`` can list them all at once instead of stopping at the fi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -17,7 +16,7 @@ import zarr.errors
 from xalign import dims
 from xalign.errors import StoreNotFoundError, StoreVersionError, Violation
 from xalign.store.layout import ACTIVATIONS, CHUNK_ATTRS, SCHEMA_ATTR, n_chunks
-from xalign.store.location import StoreLocation, describe_location, is_shared, resolve_location
+from xalign.store.location import StoreLocation, describe_location, is_remote, resolve_location
 from xalign.store.schema import ArraySpec, AttrSpec, GroupSpec, StoreSchema, load_schema
 
 __all__ = ["dtype_name", "find_violations", "open_root", "schema_version"]
@@ -56,7 +55,7 @@ def open_root(location: StoreLocation, *, consolidated: bool = False) -> zarr.Gr
     except missing as exc:
         raise StoreNotFoundError(f"no xalign store at {describe_location(location)}") from exc
     except Exception as exc:
-        if isinstance(location, str | os.PathLike) or not is_shared(location):
+        if not is_remote(location):
             raise
         # A remote filesystem's own errors (botocore's, aiohttp's ...): name the URL.
         raise StoreNotFoundError(f"cannot reach {describe_location(location)}: {exc}") from exc
