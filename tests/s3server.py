@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["S3Server", "running_s3_server"]
+__all__ = ["UNREACHABLE", "S3Server", "running_s3_server"]
+
+UNREACHABLE = (
+    "--storage-option",
+    "endpoint_url=http://127.0.0.1:9",
+    "--storage-option",
+    'config_kwargs={"connect_timeout": 1, "retries": {"max_attempts": 1}}',
+)
+"""Command-line options that point s3:// at a closed loopback port, failing fast (one attempt)."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import zarr
 from click.testing import CliRunner
 
 from tests.faults.conftest import CLI_OPTIONS, Reference, cli_extract, paused_holder, small_config
-from tests.s3server import S3Server
+from tests.s3server import UNREACHABLE, S3Server
 from xalign.analysis.probing import ProbeParams, run_probe_grid
 from xalign.cli.main import cli
 from xalign.errors import CorruptChunkError
@@ -288,10 +288,7 @@ def test_an_extraction_to_an_unreachable_endpoint_is_one_line_naming_the_url(
     result = CliRunner().invoke(
         cli,
         [
-            "--storage-option",
-            "endpoint_url=http://127.0.0.1:9",
-            "--storage-option",
-            'config_kwargs={"connect_timeout": 1, "retries": {"max_attempts": 1}}',
+            *UNREACHABLE,
             "extract",
             url,
             "--checkpoints",

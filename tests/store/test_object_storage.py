@@ -12,7 +12,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 import xalign
-from tests.s3server import S3Server
+from tests.s3server import UNREACHABLE, S3Server
 from xalign.cli.main import cli
 from xalign.store.location import describe_location, resolve_location
 
@@ -66,10 +66,7 @@ def test_an_unreachable_endpoint_is_one_line_naming_the_url(bucket_store: str) -
     result = CliRunner().invoke(
         cli,
         [
-            "--storage-option",
-            "endpoint_url=http://127.0.0.1:9",
-            "--storage-option",
-            'config_kwargs={"connect_timeout": 1, "retries": {"max_attempts": 1}}',
+            *UNREACHABLE,
             "info",
             bucket_store,
         ],
